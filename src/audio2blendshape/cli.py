@@ -1,0 +1,124 @@
+"""The ``audio2blendshape`` command line."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+
+from .audio import WINDOW_FRAMES
+
+DEFAULT_PLOT = "gradient_flow.png"
+
+
+def _add_train(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("train", help="train a model from a TOML config (resumes from its out_dir)")
+    parser.add_argument("config", nargs="?", help="TOML config file (defaults apply to keys it leaves out)")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                        help="override one config field, e.g. --set train.lr=3e-4 (repeatable)")  # fmt: skip
+    parser.add_argument("--no-report", dest="report", action="store_false",
+                        help="skip the gradient report printed after training")  # fmt: skip
+    parser.set_defaults(func=_run_train)
+
+
+def _add_grads(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "grads", help="one (16, 300, 80) batch through forward and backward: the gradient report"
+    )
+    parser.add_argument("checkpoint", nargs="?", help="a checkpoint (.safetensors); default: a fresh model")
+    parser.add_argument("--batch", type=int, default=16, help="windows in the batch (seed: 16)")
+    parser.add_argument("--frames", type=int, default=WINDOW_FRAMES, help="frames per window (seed: 300)")
+    parser.add_argument("--seed", type=int, default=0, help="seeds the batch and a fresh model")
+    parser.add_argument("--max-norm", type=float, default=1.0, help="clip_grad_norm_ max_norm (inf: no clip)")
+    parser.add_argument("--plot", default=DEFAULT_PLOT, help="where to write the gradient-flow PNG")
+    parser.set_defaults(func=_run_grads)
+
+
+def _run_train(args: argparse.Namespace) -> int:
+    from .config import load_config
+    from .train import train
+
+    config = load_config(args.config, args.overrides)
+    summary = train(config)
+    if args.report and summary["world"] == 1:
+        plot = Path(config.train.out_dir) / DEFAULT_PLOT
+        print(_report_text(Path(summary["checkpoint"]), 16, config.data.window_frames, config.train.seed, plot,
+                           config.train.grad_clip))  # fmt: skip
+    return 0
+
+
+def _report_text(checkpoint: Path | None, batch: int, frames: int, seed: int, plot: Path, max_norm: float) -> str:
+    from .checkpoint import build_model, load_checkpoint
+    from .config import Config
+    from .losses import BlendshapeLoss
+    from .names import ARKIT_NAMES
+    from .report import gradient_report
+    from .synthetic import synthetic_windows
+
+    torch.manual_seed(seed)
+    if checkpoint is not None:
+        loaded = load_checkpoint(checkpoint)
+        model, config, names = loaded.model, loaded.config, loaded.names
+        source = f"checkpoint {checkpoint} (step {loaded.step})"
+    else:
+        config, names = Config(), ARKIT_NAMES
+        model, source = build_model(config, len(names)), "a freshly initialised SimplifiedModel"
+    data = synthetic_windows(batch, seed + 10_000, frames)
+    curves = data.curves
+    if tuple(n.lower() for n in names) != tuple(n.lower() for n in ARKIT_NAMES):
+        # Generated speech is labelled for ARKit; another rig's columns get seeded random targets.
+        curves = torch.rand(batch, frames, len(names), generator=torch.Generator().manual_seed(seed))
+    report = gradient_report(model, data.mel, curves, BlendshapeLoss(names, config.loss), max_norm=max_norm,
+                             warn_norm=config.train.grad_warn_norm, plot_path=plot)  # fmt: skip
+    header = f"gradient report: {source}; batch mel {tuple(data.mel.shape)} -> weights ({batch}, {len(names)})"
+    return header + "\n\n" + report.format()
+
+
+def _run_grads(args: argparse.Namespace) -> int:
+    checkpoint = Path(args.checkpoint) if args.checkpoint else None
+    print(_report_text(checkpoint, args.batch, args.frames, args.seed, Path(args.plot), args.max_norm))
+    return 0
+
+
+def _add_data(subparsers: argparse._SubParsersAction) -> None:
+    from . import data_tools, importers, label_cli, synth
+
+    parser = subparsers.add_parser("data", help="make, import, label, inspect and check datasets")
+    verbs = parser.add_subparsers(dest="data_command", required=True)
+    for module in (synth, label_cli, importers, data_tools):
+        module.register(verbs)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="audio2blendshape", description="Speech audio to ARKit blendshape animation."
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging and full tracebacks")
+    subparsers = parser.add_subparsers(dest="command", required=True)
+    _add_train(subparsers)
+    _add_grads(subparsers)
+    _add_data(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(message)s")
+    try:
+        result: int = args.func(args)
+        return result
+    except (ValueError, OSError, FloatingPointError) as error:
+        if args.verbose or os.environ.get("AUDIO2BLENDSHAPE_DEBUG"):
+            raise
+        print(f"audio2blendshape {args.command}: error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

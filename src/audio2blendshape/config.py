@@ -1,0 +1,172 @@
+"""Run configuration: frozen dataclasses loaded from TOML and overridden from the command line.
+
+A TOML file has one table per section (``[model]``, ``[loss]``, ``[train]``, ``[data]``); any key left out
+keeps its default. ``--set train.lr=3e-4`` overrides one field; its value is read as a TOML value, so
+``--set train.grad_clip=inf`` and ``--set data.source="corpus"`` work as they would in the file.
+Unknown sections or keys, and values of the wrong type, are errors that name the file and the key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import sys
+import types
+import typing
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .losses import LossConfig
+from .model import SimplifiedConfig
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    out_dir: str = "runs/default"  # checkpoints, metrics.jsonl and plots go here; a rerun resumes from it
+    max_steps: int = 300  # optimizer steps in the whole run
+    batch_size: int = 16  # windows per step on each process
+    lr: float = 1e-3  # peak learning rate, reached after the warm-up
+    min_lr: float = 1e-4  # learning rate at the end of the cosine decay
+    warmup_steps: int = 20  # linear warm-up from 0 to lr
+    weight_decay: float = 0.01  # AdamW decoupled weight decay
+    grad_clip: float = 1.0  # max total gradient norm (the seed's max_norm); inf = measure but never clip
+    grad_warn_norm: float = 10.0  # check_gradients flags parameters whose gradient norm exceeds this
+    log_every: int = 10  # steps between metric lines and gradient-norm reports
+    eval_every: int = 100  # steps between validation passes (and at the last step)
+    checkpoint_every: int = 100  # steps between checkpoints (and at the last step)
+    seed: int = 0  # seeds initialisation, data order and dropout; the same seed gives the same run
+    device: str = "auto"  # "auto" (cuda when available), "cpu", "cuda", "cuda:1", ...
+    progress: bool = True  # show a tqdm progress bar on rank 0
+    tensorboard: bool = False  # also write TensorBoard events (needs the tensorboard extra)
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    source: str = "synthetic"  # "synthetic" (generated toy speech, no files needed) or "corpus" (a dataset dir)
+    corpus_dir: str = ""  # dataset directory made by `audio2blendshape data ...` when source = "corpus"
+    window_frames: int = 300  # mel frames per training window (300 = the seed's 3 s)
+    train_windows: int = 512  # synthetic source: training windows generated
+    val_windows: int = 64  # synthetic source: validation windows generated (different seed)
+
+
+@dataclass(frozen=True)
+class Config:
+    model: SimplifiedConfig = field(default_factory=SimplifiedConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+
+
+class ConfigError(ValueError):
+    """A configuration that cannot be used; the message names the file and key."""
+
+
+def _coerce(value: Any, annotation: Any, where: str) -> Any:
+    hint = typing.get_origin(annotation)
+    if annotation is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    if annotation in (int, str, bool) and type(value) is annotation:
+        return value
+    if hint is tuple and isinstance(value, (list, tuple)):
+        (item_type, _) = typing.get_args(annotation)
+        return tuple(_coerce(v, item_type, where) for v in value)
+    if hint in (typing.Union, types.UnionType):
+        for option in typing.get_args(annotation):
+            if option is type(None) and value is None:
+                return None
+            try:
+                return _coerce(value, option, where)
+            except ConfigError:
+                continue
+    raise ConfigError(f"{where}: expected {getattr(annotation, '__name__', annotation)}, got {value!r}")
+
+
+def _build(cls: Any, table: dict[str, Any], where: str) -> Any:
+    hints = typing.get_type_hints(cls)
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(table) - known)
+    if unknown:
+        raise ConfigError(f"{where}: unknown key {unknown[0]!r}; known keys: {', '.join(sorted(known))}")
+    values = {}
+    for name, value in table.items():
+        if dataclasses.is_dataclass(hints[name]):
+            if not isinstance(value, dict):
+                raise ConfigError(f"{where}.{name}: expected a table, got {value!r}")
+            values[name] = _build(hints[name], value, f"{where}.{name}")
+        else:
+            values[name] = _coerce(value, hints[name], f"{where}.{name}")
+    return cls(**values)
+
+
+def config_from_dict(data: dict[str, Any], source: str = "config") -> Config:
+    """A Config from nested dicts (a parsed TOML file or a checkpoint's JSON)."""
+    config: Config = _build(Config, data, source)
+    validate(config, source)
+    return config
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """``"train.lr=3e-4"`` -> (["train", "lr"], 3e-4); the value is TOML, or a bare string."""
+    if "=" not in text:
+        raise ConfigError(f"--set {text!r}: expected section.key=value")
+    key, raw = text.split("=", 1)
+    try:
+        value = tomllib.loads(f"v = {raw.strip()}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = raw.strip()
+    return key.strip().split("."), value
+
+
+def load_config(path: str | Path | None = None, overrides: Iterable[str] = ()) -> Config:
+    """Defaults, then the TOML file at ``path`` (if any), then each ``section.key=value`` override."""
+    data: dict[str, Any] = {}
+    source = "defaults"
+    if path is not None:
+        source = str(path)
+        try:
+            data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+        except OSError as error:
+            raise ConfigError(f"{path}: cannot read the config ({error.strerror})") from error
+        except tomllib.TOMLDecodeError as error:
+            raise ConfigError(f"{path}: not valid TOML ({error})") from error
+    for text in overrides:
+        keys, value = parse_override(text)
+        table = data
+        for key in keys[:-1]:
+            table = table.setdefault(key, {})
+            if not isinstance(table, dict):
+                raise ConfigError(f"--set {text!r}: {key!r} is not a section")
+        table[keys[-1]] = value
+    return config_from_dict(data, source)
+
+
+def validate(config: Config, source: str) -> None:
+    """Reject values that would fail later, deep inside training."""
+    t, m = config.train, config.model
+    checks = [
+        (t.max_steps > 0, "train.max_steps must be positive"),
+        (t.batch_size > 0, "train.batch_size must be positive"),
+        (t.lr > 0 and t.min_lr >= 0, "train.lr must be positive and train.min_lr non-negative"),
+        (t.grad_clip > 0 and not math.isnan(t.grad_clip), "train.grad_clip must be positive (inf = no clip)"),
+        (min(t.log_every, t.eval_every, t.checkpoint_every) > 0, "train.*_every must be positive"),
+        (m.d_model % m.n_heads == 0, "model.d_model must be divisible by model.n_heads"),
+        (0.0 <= m.dropout < 1.0, "model.dropout must be in [0, 1)"),
+        (config.data.source in ("synthetic", "corpus"), "data.source must be 'synthetic' or 'corpus'"),
+        (config.data.source != "corpus" or bool(config.data.corpus_dir), "data.corpus_dir is required"),
+        (config.data.window_frames > 0, "data.window_frames must be positive"),
+    ]
+    for ok, message in checks:
+        if not ok:
+            raise ConfigError(f"{source}: {message}")
+
+
+def config_to_dict(config: Config) -> dict[str, Any]:
+    """Nested plain dicts, JSON-serialisable (inf becomes the float inf, which json writes as Infinity)."""
+    return dataclasses.asdict(config)

@@ -1,0 +1,90 @@
+"""The training loss: 1.0 * MSE + 0.1 * L1 + 0.5 * perceptual (the seed's weights), as a dict of terms.
+
+"Perceptual" is left undefined by the seed. Here it is an importance-weighted squared error: errors on the
+shapes viewers read lip-sync from (jaw opening, lip closure and press, rounding, mouth corners) count up to
+four times as much as the rest. Importance comes from the shape names, so it works for any rig; the weights
+are normalised to mean 1, so with uniform importance the term equals the MSE.
+
+For per-frame outputs ``(B, T, K)`` a ``velocity`` term compares frame-to-frame changes, which is what makes
+motion look smooth or jittery; it is off (weight 0) for window outputs ``(B, K)``, which have no time axis.
+
+All terms are means over every element, so their gradients are divided by ``B * K`` (``B * T * K``), not by
+the batch size alone as the seed's formulas state.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+
+# (name fragment, importance), first match wins; matched case-insensitively against every rig's names.
+IMPORTANCE_RULES: tuple[tuple[str, float], ...] = (
+    ("jawopen", 4.0),
+    ("mouthclose", 4.0),
+    ("press", 3.0),
+    ("funnel", 2.5),
+    ("pucker", 2.5),
+    ("roll", 2.0),
+    ("smile", 2.0),
+    ("stretch", 2.0),
+    ("lipcorner", 2.0),
+    ("frown", 1.5),
+    ("jaw", 1.5),
+    ("mouth", 1.5),
+    ("lip", 1.5),
+)
+
+
+@dataclass(frozen=True)
+class LossConfig:
+    mse: float = 1.0  # weight of the mean squared error
+    l1: float = 0.1  # weight of the mean absolute error (applied once; the seed applies 0.1 twice)
+    perceptual: float = 0.5  # weight of the importance-weighted squared error
+    velocity: float = 0.0  # weight of the frame-to-frame change error; per-frame outputs only
+
+
+def shape_importance(names: Sequence[str]) -> torch.Tensor:
+    """Importance ``(K,)`` of each named shape, normalised to mean 1."""
+    weights = []
+    for name in names:
+        key = name.lower().replace("_", "")
+        weights.append(next((w for fragment, w in IMPORTANCE_RULES if fragment in key), 1.0))
+    importance = torch.tensor(weights, dtype=torch.float32)
+    return importance / importance.mean()
+
+
+class BlendshapeLoss:
+    """``loss(pred, target)`` -> dict of named scalar terms plus ``total``, their weighted sum.
+
+    ``pred`` and ``target`` are ``(B, K)`` or ``(B, T, K)`` weights.
+    """
+
+    def __init__(self, names: Sequence[str], config: LossConfig | None = None) -> None:
+        self.config = config or LossConfig()
+        self.importance = shape_importance(names)
+
+    def weights(self) -> dict[str, float]:
+        c = self.config
+        return {"mse": c.mse, "l1": c.l1, "perceptual": c.perceptual, "velocity": c.velocity}
+
+    def __call__(self, pred: torch.Tensor, target: torch.Tensor) -> dict[str, torch.Tensor]:
+        if pred.shape != target.shape:
+            raise ValueError(f"prediction {tuple(pred.shape)} and target {tuple(target.shape)} differ")
+        error = pred - target
+        importance = self.importance.to(pred.device, pred.dtype)
+        terms = {
+            "mse": error.pow(2).mean(),
+            "l1": error.abs().mean(),
+            "perceptual": (error.pow(2) * importance).mean(),
+        }
+        if pred.ndim == 3:
+            velocity_error = error[:, 1:] - error[:, :-1]
+            terms["velocity"] = (velocity_error.pow(2) * importance).mean()
+        elif self.config.velocity:
+            raise ValueError("the velocity term needs per-frame outputs (B, T, K)")
+        weights = self.weights()
+        total = torch.stack([weights[name] * value for name, value in terms.items()]).sum()
+        terms["total"] = total
+        return terms

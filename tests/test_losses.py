@@ -1,0 +1,50 @@
+import pytest
+import torch
+
+from audio2blendshape.losses import BlendshapeLoss, LossConfig, shape_importance
+from audio2blendshape.names import ARKIT, ARKIT_NAMES
+
+
+def test_total_is_the_weighted_sum_of_named_terms():
+    pred, target = torch.rand(16, 52), torch.rand(16, 52)
+    terms = BlendshapeLoss(ARKIT_NAMES)(pred, target)
+    assert set(terms) == {"mse", "l1", "perceptual", "total"}
+    torch.testing.assert_close(terms["mse"], ((pred - target) ** 2).mean())
+    torch.testing.assert_close(terms["l1"], (pred - target).abs().mean())
+    expected = 1.0 * terms["mse"] + 0.1 * terms["l1"] + 0.5 * terms["perceptual"]
+    torch.testing.assert_close(terms["total"], expected)
+
+
+def test_perceptual_weights_lip_sync_shapes_more():
+    importance = shape_importance(ARKIT_NAMES)
+    assert importance.mean().item() == pytest.approx(1.0)
+    assert importance[ARKIT.index("jawOpen")] > importance[ARKIT.index("mouthSmileLeft")]
+    assert importance[ARKIT.index("mouthSmileLeft")] > importance[ARKIT.index("eyeBlinkLeft")]
+    loss = BlendshapeLoss(ARKIT_NAMES)
+    target = torch.zeros(1, 52)
+    jaw_error, blink_error = target.clone(), target.clone()
+    jaw_error[0, ARKIT.index("jawOpen")] = 0.5
+    blink_error[0, ARKIT.index("eyeBlinkLeft")] = 0.5
+    assert loss(jaw_error, target)["mse"] == loss(blink_error, target)["mse"]
+    assert loss(jaw_error, target)["perceptual"] > 3 * loss(blink_error, target)["perceptual"]
+
+
+def test_uniform_importance_makes_perceptual_equal_mse():
+    names = ("a", "b", "c")
+    pred, target = torch.rand(4, 3), torch.rand(4, 3)
+    terms = BlendshapeLoss(names)(pred, target)
+    torch.testing.assert_close(terms["perceptual"], terms["mse"])
+
+
+def test_velocity_term_for_per_frame_outputs():
+    loss = BlendshapeLoss(ARKIT_NAMES, LossConfig(velocity=2.0))
+    target = torch.rand(2, 10, 52)
+    offset = loss(target + 0.1, target)
+    assert offset["velocity"] == pytest.approx(0.0, abs=1e-10)  # a constant offset moves nothing
+    jitter = target.clone()
+    jitter[:, ::2] += 0.1
+    assert loss(jitter, target)["velocity"] > 0.01
+    with pytest.raises(ValueError, match="per-frame"):
+        loss(torch.rand(2, 52), torch.rand(2, 52))
+    with pytest.raises(ValueError, match="differ"):
+        loss(torch.rand(2, 52), torch.rand(2, 51))
