@@ -1,9 +1,9 @@
 from pathlib import Path
 
 import pytest
+from conftest import shared_path
 
 from audio2blendshape.names import ARKIT, ARKIT_GROUPS, ARKIT_NAMES, Rig, UnknownBlendshapeError, to_pascal
-from conftest import shared_path
 
 
 def test_arkit_order_matches_the_reference_list():

@@ -11,9 +11,8 @@ audio is zero-padded at both ends, so ``n`` samples give ``n // HOP_LENGTH`` fra
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
-from typing import Union
 
 import numpy as np
 import soundfile
@@ -30,7 +29,7 @@ LOG_FLOOR = 1e-10  # power floor before log10, so digital silence stays finite
 LOG_OFFSET = 4.0  # (log10(power) + LOG_OFFSET) / LOG_SCALE keeps speech roughly in [-1, 1]
 LOG_SCALE = 4.0
 
-AudioInput = Union[str, Path, np.ndarray, torch.Tensor]
+AudioInput = str | Path | np.ndarray | torch.Tensor
 
 
 class AudioError(ValueError):
@@ -87,7 +86,7 @@ def require_signal(samples: np.ndarray, source: str) -> None:
         raise AudioError(f"{source}: the audio is silent (every sample is zero)")
 
 
-@lru_cache(maxsize=None)
+@cache
 def _mel_filters_np(sample_rate: int, n_fft: int, n_mels: int) -> np.ndarray:
     def hz_to_mel(hz: np.ndarray) -> np.ndarray:
         # Slaney's scale: linear below 1 kHz, logarithmic above (librosa htk=False).
@@ -103,8 +102,8 @@ def _mel_filters_np(sample_rate: int, n_fft: int, n_mels: int) -> np.ndarray:
         return hz
 
     fft_freqs = np.linspace(0.0, sample_rate / 2, 1 + n_fft // 2)
-    edges = np.array([0.0, sample_rate / 2])
-    mel_points = np.linspace(*hz_to_mel(edges), n_mels + 2)
+    low, high = hz_to_mel(np.array([0.0, sample_rate / 2]))
+    mel_points = np.linspace(low, high, n_mels + 2)
     hz_points = mel_to_hz(mel_points)
     widths = np.diff(hz_points)
     ramps = hz_points[:, None] - fft_freqs[None, :]
@@ -149,7 +148,7 @@ def log_mel_spectrogram(
 
 
 def log_mel_from_waveform(waveform: torch.Tensor) -> torch.Tensor:
-    """Features of a validated 16 kHz waveform ``(n,)`` or batch ``(B, n)`` -> ``(T, 80)`` / ``(B, T, 80)``."""
+    """Features of a validated 16 kHz waveform: ``(n,)`` -> ``(T, 80)``, or ``(B, n)`` -> ``(B, T, 80)``."""
     frames = num_frames(waveform.shape[-1])
     if frames == 0:
         raise AudioError(f"audio of {waveform.shape[-1]} samples is shorter than one 10 ms frame")

@@ -62,7 +62,7 @@ def _optimizer_state(tensors: dict[str, torch.Tensor], groups: list[Any]) -> dic
     for key, value in tensors.items():
         _, index, slot = key.split(".", 2)
         state.setdefault(int(index), {})[slot] = value
-    return {"state": state, "param_groups": groups}
+    return {"state": dict(sorted(state.items())), "param_groups": groups}
 
 
 def save_checkpoint(
@@ -113,7 +113,9 @@ def _read(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
     except (SafetensorError, OSError, ValueError) as error:
         raise CheckpointError(f"{path}: not a safetensors checkpoint ({error})") from error
     if metadata.get("format") != FORMAT:
-        raise CheckpointError(f"{path}: not an audio2blendshape checkpoint (format {metadata.get('format')!r})")
+        raise CheckpointError(
+            f"{path}: not an audio2blendshape checkpoint (format {metadata.get('format')!r})"
+        )
     return tensors, metadata
 
 

@@ -17,7 +17,9 @@ DEFAULT_PLOT = "gradient_flow.png"
 
 
 def _add_train(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("train", help="train a model from a TOML config (resumes from its out_dir)")
+    parser = subparsers.add_parser(
+        "train", help="train a model from a TOML config (resumes from its out_dir)"
+    )
     parser.add_argument("config", nargs="?", help="TOML config file (defaults apply to keys it leaves out)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
                         help="override one config field, e.g. --set train.lr=3e-4 (repeatable)")  # fmt: skip
@@ -47,12 +49,15 @@ def _run_train(args: argparse.Namespace) -> int:
     summary = train(config)
     if args.report and summary["world"] == 1:
         plot = Path(config.train.out_dir) / DEFAULT_PLOT
-        print(_report_text(Path(summary["checkpoint"]), 16, config.data.window_frames, config.train.seed, plot,
-                           config.train.grad_clip))  # fmt: skip
+        t = config.train
+        checkpoint = Path(summary["checkpoint"])
+        print(_report_text(checkpoint, 16, config.data.window_frames, t.seed, plot, t.grad_clip))
     return 0
 
 
-def _report_text(checkpoint: Path | None, batch: int, frames: int, seed: int, plot: Path, max_norm: float) -> str:
+def _report_text(
+    checkpoint: Path | None, batch: int, frames: int, seed: int, plot: Path, max_norm: float
+) -> str:
     from .checkpoint import build_model, load_checkpoint
     from .config import Config
     from .losses import BlendshapeLoss
@@ -75,7 +80,9 @@ def _report_text(checkpoint: Path | None, batch: int, frames: int, seed: int, pl
         curves = torch.rand(batch, frames, len(names), generator=torch.Generator().manual_seed(seed))
     report = gradient_report(model, data.mel, curves, BlendshapeLoss(names, config.loss), max_norm=max_norm,
                              warn_norm=config.train.grad_warn_norm, plot_path=plot)  # fmt: skip
-    header = f"gradient report: {source}; batch mel {tuple(data.mel.shape)} -> weights ({batch}, {len(names)})"
+    header = (
+        f"gradient report: {source}; batch mel {tuple(data.mel.shape)} -> weights ({batch}, {len(names)})"
+    )
     return header + "\n\n" + report.format()
 
 
@@ -109,7 +116,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(message)s")
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(message)s"
+    )
     try:
         result: int = args.func(args)
         return result

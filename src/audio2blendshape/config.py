@@ -49,7 +49,9 @@ class TrainConfig:
 
 @dataclass(frozen=True)
 class DataConfig:
-    source: str = "synthetic"  # "synthetic" (generated toy speech, no files needed) or "corpus" (a dataset dir)
+    source: str = (
+        "synthetic"  # "synthetic" (generated toy speech, no files needed) or "corpus" (a dataset dir)
+    )
     corpus_dir: str = ""  # dataset directory made by `audio2blendshape data ...` when source = "corpus"
     window_frames: int = 300  # mel frames per training window (300 = the seed's 3 s)
     train_windows: int = 512  # synthetic source: training windows generated

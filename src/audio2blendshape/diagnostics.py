@@ -118,7 +118,9 @@ def format_gradient_table(norms: dict[str, float | None], shapes: dict[str, tupl
         norm_text = "none" if norm is None else f"{norm:.6f}"
         shape = "x".join(map(str, shapes.get(name, ())))
         lines.append(f"{name:<28} {shape:<12} {norm_text:>11}  {seed_text:<15} {stage}")
-    lines.append(f"{'(input) mel features':<28} {'B x T x 80':<12} {'none':>11}  {'':<15} features are not trained")
+    lines.append(
+        f"{'(input) mel features':<28} {'B x T x 80':<12} {'none':>11}  {'':<15} features are not trained"
+    )
     return "\n".join(lines)
 
 

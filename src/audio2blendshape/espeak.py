@@ -6,8 +6,10 @@ chunk of PCM handed to the synth callback comes with the events that fall in it,
 ``sample`` counts samples from the start of the utterance in the same 22,050 Hz stream, so a phoneme's
 time is ``sample / sample_rate`` exactly (tests/test_espeak.py checks this against the signal energy).
 
-eSpeak keeps global state and is not thread-safe: one engine per process, initialised on first use and
-again after a fork; calls are serialised with a lock. Parallel synthesis uses processes (see ``synth``).
+eSpeak keeps global state and is not thread-safe: one engine per process, initialised on first use,
+calls serialised with a lock; parallel synthesis uses processes (see ``synth``). Its generator state
+also carries over from one utterance to the next, so by default each utterance is spoken in a forked
+child of a process that never speaks itself (``synthesize(isolated=True)``): same input, same samples.
 """
 
 from __future__ import annotations

@@ -236,7 +236,8 @@ def manual_forward(
     encoded = _relu_dropout(enc.pre2, enc.mask2)
     if config.positional:
         # The table is built the model's way (float32) and cast, so both add exactly the same numbers.
-        encoded = encoded + sinusoidal_positions(mel.shape[1], config.d_model, mel.device).to(encoded.dtype)
+        positions = sinusoidal_positions(mel.shape[1], config.d_model, mel.device).to(encoded.dtype)
+        encoded = encoded + config.position_scale * positions
     attended, att = _attention_forward(params, encoded, config)
     dec = _decoder_forward(params, attended, masks)
     return dec.weights, ForwardCache(params=params, encoder=enc, attention=att, decoder=dec)

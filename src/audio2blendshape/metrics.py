@@ -21,7 +21,7 @@ def _jsonable(value: Any) -> Any:
 
 def read_metrics(path: str | Path) -> list[dict[str, Any]]:
     """Every complete record in a metrics file (a torn last line from a kill is skipped)."""
-    records = []
+    records: list[dict[str, Any]] = []
     path = Path(path)
     if not path.exists():
         return records

@@ -37,6 +37,7 @@ class SimplifiedConfig:
     decoder_hidden: int = 128  # width fed to the per-shape output layer (the seed's "128 -> 52")
     dropout: float = 0.1  # dropout after every hidden ReLU, as in the seed
     positional: bool = True  # add sinusoidal positions to encoded frames; False = the seed's exact model
+    position_scale: float = 4.0  # amplitude of those positions; at 1.0 they are too faint to find the centre
 
 
 class QueryCrossAttention(nn.Module):
@@ -89,7 +90,9 @@ class PerShapeLinear(nn.Module):
 def sinusoidal_positions(frames: int, width: int, device: torch.device | None = None) -> torch.Tensor:
     """Transformer positions ``(frames, width)`` centred on the window's middle frame."""
     position = torch.arange(frames, device=device, dtype=torch.float32) - frames // 2
-    rates = torch.exp(torch.arange(0, width, 2, device=device, dtype=torch.float32) * (-math.log(1e4) / width))
+    rates = torch.exp(
+        torch.arange(0, width, 2, device=device, dtype=torch.float32) * (-math.log(1e4) / width)
+    )
     angles = position[:, None] * rates[None, :]
     table = torch.zeros(frames, width, device=device)
     table[:, 0::2] = torch.sin(angles)
@@ -128,7 +131,8 @@ class SimplifiedModel(nn.Module):
         """mel ``(B, T, n_mels)`` -> encoded frames ``(B, T, d)`` (positions added when configured)."""
         encoded = self.audio_encoder(mel)
         if self.config.positional:
-            encoded = encoded + sinusoidal_positions(mel.shape[1], self.config.d_model, mel.device)
+            positions = sinusoidal_positions(mel.shape[1], self.config.d_model, mel.device)
+            encoded = encoded + self.config.position_scale * positions
         return encoded
 
     def attend(self, encoded: torch.Tensor) -> torch.Tensor:

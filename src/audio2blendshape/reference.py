@@ -17,7 +17,8 @@ class ReferenceSimplifiedModel(SimplifiedModel):
 
     def __init__(self, num_shapes: int, config: SimplifiedConfig | None = None) -> None:
         super().__init__(num_shapes, config)
-        self.attention = nn.MultiheadAttention(self.config.d_model, self.config.n_heads, batch_first=True)
+        width, heads = self.config.d_model, self.config.n_heads
+        self.attention = nn.MultiheadAttention(width, heads, batch_first=True)  # type: ignore[assignment]
 
     def attend(self, encoded: torch.Tensor) -> torch.Tensor:
         queries = self.blendshape_queries.unsqueeze(0).expand(encoded.shape[0], -1, -1)

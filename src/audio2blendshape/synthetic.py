@@ -94,7 +94,7 @@ def _render(rng: np.random.Generator, frames: int) -> tuple[np.ndarray, np.ndarr
 
 
 def synthetic_windows(count: int, seed: int, window_frames: int = 300) -> TensorWindows:
-    """``count`` generated windows: mel ``(count, window_frames, 80)``, curves ``(count, window_frames, 52)``."""
+    """``count`` windows: mel ``(count, T, 80)`` and curves ``(count, T, 52)`` with T = window_frames."""
     if count <= 0:
         raise ValueError(f"need at least one window, got {count}")
     rng = np.random.default_rng(seed)

@@ -24,7 +24,7 @@ import torch.distributed as dist
 from torch import nn
 from tqdm import tqdm
 
-from .checkpoint import build_model, load_checkpoint, save_checkpoint, unwrap
+from .checkpoint import build_model, load_checkpoint, save_checkpoint
 from .config import Config, config_to_dict
 from .dataset import WindowDataset, collate
 from .diagnostics import check_gradients, finite_loss_or_raise, gradient_norms
@@ -206,7 +206,9 @@ def train(config: Config) -> dict[str, Any]:
         record: dict[str, Any] = {}
         if logging_step:
             record.update({f"train/{k}": float(v.detach()) for k, v in terms.items()})
-            record.update({"lr": lr, "grad_norm": grad_norm, "grad_findings": [f.message() for f in findings]})
+            record.update(
+                {"lr": lr, "grad_norm": grad_norm, "grad_findings": [f.message() for f in findings]}
+            )
             record.update({f"grad/{name}": norm for name, norm in norms.items()})
         if (done % t.eval_every == 0 or done == t.max_steps) and runtime.is_main:
             record.update(evaluate(model, val_set, loss_fn, config, runtime.device))

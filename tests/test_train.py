@@ -1,0 +1,165 @@
+"""The real training entry point, run as a user runs it: in a subprocess, from a TOML file."""
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from conftest import run_cli
+
+from audio2blendshape.checkpoint import load_checkpoint
+from audio2blendshape.metrics import read_metrics
+
+TINY = """
+[model]
+d_model = 32
+n_heads = 2
+decoder_hidden = 16
+dropout = {dropout}
+
+[train]
+out_dir = "{out}"
+max_steps = {steps}
+batch_size = 4
+lr = {lr}
+warmup_steps = 5
+log_every = 1
+eval_every = {eval_every}
+checkpoint_every = {checkpoint_every}
+progress = false
+
+[data]
+window_frames = 50
+train_windows = {windows}
+val_windows = 4
+"""
+
+
+def write_config(path: Path, out: Path, **overrides) -> Path:
+    values = {"dropout": 0.0, "steps": 150, "lr": 3e-3, "eval_every": 50, "checkpoint_every": 50,
+              "windows": 4, "out": out.as_posix()}  # fmt: skip
+    values.update(overrides)
+    path.write_text(TINY.format(**values))
+    return path
+
+
+def losses(out: Path) -> dict[int, float]:
+    return {r["step"]: r["train/total"] for r in read_metrics(out / "metrics.jsonl") if "train/total" in r}
+
+
+def test_train_entry_point_overfits_a_tiny_batch(tmp_path: Path):
+    out = tmp_path / "run"
+    result = run_cli("train", str(write_config(tmp_path / "tiny.toml", out)), "--no-report")
+    assert result.returncode == 0, result.stderr
+    curve = losses(out)
+    assert curve[150] < curve[1] / 10, curve
+    assert load_checkpoint(out / "last.safetensors").step == 150
+
+
+def test_gradient_report_after_training_and_overrides(tmp_path: Path):
+    out = tmp_path / "run"
+    config = write_config(tmp_path / "tiny.toml", out, steps=3)
+    result = run_cli("train", str(config), "--set", "train.max_steps=2", "--set", "train.grad_clip=inf")
+    assert result.returncode == 0, result.stderr
+    assert max(losses(out)) == 2
+    assert "decoder.6.weight" in result.stdout and "check_gradients findings" in result.stdout
+    assert (out / "gradient_flow.png").exists()
+
+
+def _wait_for_checkpoint(process: subprocess.Popen, path: Path, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        assert process.poll() is None, "training ended before it could be killed"
+        assert time.monotonic() < deadline, "no checkpoint appeared"
+        time.sleep(0.01)
+
+
+def test_resume_after_a_kill_gives_the_same_losses(tmp_path: Path):
+    settings = {
+        "dropout": 0.2,
+        "steps": 60,
+        "lr": 1e-3,
+        "checkpoint_every": 5,
+        "eval_every": 20,
+        "windows": 16,
+    }
+    reference = tmp_path / "reference"
+    result = run_cli("train", str(write_config(tmp_path / "a.toml", reference, **settings)), "--no-report")
+    assert result.returncode == 0, result.stderr
+
+    killed = tmp_path / "killed"
+    config = write_config(tmp_path / "b.toml", killed, **settings)
+    command = [sys.executable, "-m", "audio2blendshape", "train", str(config), "--no-report"]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    _wait_for_checkpoint(process, killed / "last.safetensors")
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    interrupted_at = load_checkpoint(killed / "last.safetensors").step
+    assert interrupted_at < 60
+
+    result = run_cli("train", str(config), "--no-report")
+    assert result.returncode == 0, result.stderr
+    assert losses(killed) == losses(reference)  # every step, bit for bit
+    records = read_metrics(killed / "metrics.jsonl")
+    assert [r["step"] for r in records if "train/total" in r] == list(range(1, 61))
+
+
+def test_resume_refuses_a_different_run(tmp_path: Path):
+    out = tmp_path / "run"
+    config = write_config(tmp_path / "a.toml", out, steps=2)
+    assert run_cli("train", str(config), "--no-report").returncode == 0
+    result = run_cli("train", str(config), "--no-report", "--set", "train.lr=0.5")
+    assert result.returncode == 2
+    assert "train.lr" in result.stderr and "last.safetensors" in result.stderr
+
+
+def test_bad_config_is_a_clear_error(tmp_path: Path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[train]\nlearning_rate = 1\n")
+    result = run_cli("train", str(bad))
+    assert result.returncode == 2
+    assert "bad.toml" in result.stderr and "unknown key 'learning_rate'" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("world", [2])
+def test_torchrun_ddp_keeps_ranks_identical_and_resumes(tmp_path: Path, world: int):
+    settings = {"dropout": 0.1, "lr": 1e-3, "checkpoint_every": 4, "eval_every": 8, "windows": 16}
+
+    def torchrun(config: Path) -> subprocess.CompletedProcess:
+        command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={world}",
+                   "-m", "audio2blendshape", "train", str(config), "--no-report"]  # fmt: skip
+        env = {"OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin"}
+        return subprocess.run(command, capture_output=True, text=True, timeout=300, env=env)
+
+    full = tmp_path / "full"
+    result = torchrun(write_config(tmp_path / "full.toml", full, steps=8, **settings))
+    assert result.returncode == 0, result.stderr[-3000:]
+    records = read_metrics(full / "metrics.jsonl")
+    sync = [r["ranks_in_sync"] for r in records if "ranks_in_sync" in r]
+    assert sync == [True, True]
+    assert sorted(p.name for p in full.iterdir()) == ["last.safetensors", "metrics.jsonl"]  # rank 0 only
+
+    split = tmp_path / "split"
+    assert (
+        torchrun(
+            write_config(
+                tmp_path / "s.toml",
+                split,
+                steps=8,
+                **settings,
+            )
+        ).returncode
+        == 0
+    )
+    # A second launch with a larger max_steps resumes from step 8 on both ranks.
+    result = torchrun(write_config(tmp_path / "s.toml", split, steps=12, **settings))
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert load_checkpoint(split / "last.safetensors").step == 12
+    assert [r["ranks_in_sync"] for r in read_metrics(split / "metrics.jsonl") if "ranks_in_sync" in r] == [
+        True, True, True]  # fmt: skip
+    assert {k: v for k, v in losses(split).items() if k <= 8} == losses(full)
+    json.dumps(records)
