@@ -77,3 +77,23 @@ def test_dropout_is_active_only_in_training():
 def test_heads_must_divide_width():
     with pytest.raises(ValueError, match="divisible"):
         SimplifiedModel(4, SimplifiedConfig(d_model=30, n_heads=4))
+
+
+def test_packed_dropout_drops_at_rate_p_and_keeps_the_mean():
+    from audio2blendshape.dropout import PackedDropout
+
+    torch.manual_seed(0)
+    layer = PackedDropout(0.25).train()
+    x = torch.ones(400, 1000)
+    y = layer(x)
+    assert abs(float((y == 0).float().mean()) - 0.25) < 0.005
+    torch.testing.assert_close(y.unique(), torch.tensor([0.0, 1 / 0.75]))
+    assert abs(float(y.mean()) - 1.0) < 0.01
+    torch.manual_seed(1)
+    first = layer(x)
+    torch.manual_seed(1)
+    assert torch.equal(first, layer(x))  # seeded like every other torch op
+    layer.eval()
+    assert layer(x) is x
+    grad = torch.autograd.grad(PackedDropout(0.5).train()(x.requires_grad_()).sum(), x)[0]
+    assert set(grad.unique().tolist()) <= {0.0, 2.0}

@@ -27,6 +27,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .audio import N_MELS
+from .dropout import PackedDropout
 
 
 @dataclass(frozen=True)
@@ -115,15 +116,15 @@ class SimplifiedModel(nn.Module):
         self.num_shapes = num_shapes
         d, p = config.d_model, config.dropout
         self.audio_encoder = nn.Sequential(
-            nn.Linear(config.n_mels, d), nn.ReLU(), nn.Dropout(p),
-            nn.Linear(d, d), nn.ReLU(), nn.Dropout(p),
+            nn.Linear(config.n_mels, d), nn.ReLU(), PackedDropout(p),
+            nn.Linear(d, d), nn.ReLU(), PackedDropout(p),
         )  # fmt: skip
         # N(0, 1) like DETR's query embeddings: tiny queries give a uniform attention that learns slowly.
         self.blendshape_queries = nn.Parameter(torch.randn(num_shapes, d))
         self.attention = QueryCrossAttention(d, config.n_heads)
         self.decoder = nn.Sequential(
-            nn.Linear(d, d), nn.ReLU(), nn.Dropout(p),
-            nn.Linear(d, config.decoder_hidden), nn.ReLU(), nn.Dropout(p),
+            nn.Linear(d, d), nn.ReLU(), PackedDropout(p),
+            nn.Linear(d, config.decoder_hidden), nn.ReLU(), PackedDropout(p),
             PerShapeLinear(config.decoder_hidden, num_shapes), nn.Sigmoid(),
         )  # fmt: skip
 

@@ -17,6 +17,10 @@ class ReferenceSimplifiedModel(SimplifiedModel):
 
     def __init__(self, num_shapes: int, config: SimplifiedConfig | None = None) -> None:
         super().__init__(num_shapes, config)
+        for container in (self.audio_encoder, self.decoder):
+            for index, module in enumerate(container):
+                if isinstance(module, nn.Dropout):
+                    container[index] = nn.Dropout(module.p)
         width, heads = self.config.d_model, self.config.n_heads
         self.attention = nn.MultiheadAttention(width, heads, batch_first=True)  # type: ignore[assignment]
 

@@ -201,8 +201,9 @@ def train(config: Config) -> dict[str, Any]:
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
 
+        loss_value = float(terms["total"].detach())
         progress.update(1)
-        progress.set_postfix(loss=f"{float(terms['total'].detach()):.4f}", grad=f"{grad_norm:.3f}")
+        progress.set_postfix(loss=f"{loss_value:.4f}", grad=f"{grad_norm:.3f}")
         record: dict[str, Any] = {}
         if logging_step:
             record.update({f"train/{k}": float(v.detach()) for k, v in terms.items()})
@@ -212,7 +213,7 @@ def train(config: Config) -> dict[str, Any]:
             record.update({f"grad/{name}": norm for name, norm in norms.items()})
         if (done % t.eval_every == 0 or done == t.max_steps) and runtime.is_main:
             record.update(evaluate(model, val_set, loss_fn, config, runtime.device))
-            progress.write(f"step {done}: train {float(terms['total']):.5f}  val {record['val/total']:.5f}")
+            progress.write(f"step {done}: train {loss_value:.5f}  val {record['val/total']:.5f}")
         checkpointing = done % t.checkpoint_every == 0 or done == t.max_steps
         if checkpointing:
             record["ranks_in_sync"] = ranks_in_sync(model, runtime)
