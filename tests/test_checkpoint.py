@@ -10,8 +10,10 @@ from audio2blendshape.model import SimplifiedModel
 
 
 def _tiny():
-    config = load_config(None, ["model.d_model=16", "model.n_heads=2", "model.decoder_hidden=8"])
-    return config, SimplifiedModel(5, config.model)
+    config = load_config(
+        None, ["simplified.d_model=16", "simplified.n_heads=2", "simplified.decoder_hidden=8"]
+    )
+    return config, SimplifiedModel(5, config.simplified)
 
 
 def test_round_trip_restores_model_config_names_and_optimizer(tmp_path: Path):

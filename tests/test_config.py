@@ -11,15 +11,15 @@ def test_defaults_are_the_seeds():
     assert (config.loss.mse, config.loss.l1, config.loss.perceptual) == (1.0, 0.1, 0.5)
     assert config.train.grad_clip == 1.0 and config.train.grad_warn_norm == 10.0
     assert config.train.batch_size == 16 and config.data.window_frames == 300
-    assert config.model.d_model == 256
+    assert config.simplified.d_model == 256 and config.model.kind == "simplified"
 
 
 def test_toml_then_overrides(tmp_path: Path):
     path = tmp_path / "run.toml"
     path.write_text('[train]\nlr = 1e-2\nmax_steps = 7\n[data]\nsource = "synthetic"\n')
-    config = load_config(path, ["train.lr=3e-4", "train.grad_clip=inf", "model.positional=false"])
+    config = load_config(path, ["train.lr=3e-4", "train.grad_clip=inf", "simplified.positional=false"])
     assert config.train.lr == 3e-4 and config.train.max_steps == 7
-    assert math.isinf(config.train.grad_clip) and config.model.positional is False
+    assert math.isinf(config.train.grad_clip) and config.simplified.positional is False
     assert config_from_dict(config_to_dict(config)) == config
 
 

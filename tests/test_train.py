@@ -14,7 +14,7 @@ from audio2blendshape.checkpoint import load_checkpoint
 from audio2blendshape.metrics import read_metrics
 
 TINY = """
-[model]
+[simplified]
 d_model = 32
 n_heads = 2
 decoder_hidden = 16

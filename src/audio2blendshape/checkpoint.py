@@ -19,7 +19,8 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from .config import Config, ConfigError, config_from_dict, config_to_dict
-from .model import SimplifiedModel
+from .frame_model import FrameModel
+from .model import BlendshapeModel, SimplifiedModel
 
 FORMAT = "audio2blendshape/checkpoint-1"
 
@@ -30,7 +31,7 @@ class CheckpointError(ValueError):
 
 @dataclass
 class Checkpoint:
-    model: nn.Module  # rebuilt from the stored config, weights loaded strictly, in eval mode
+    model: BlendshapeModel  # rebuilt from the stored config, weights loaded strictly, in eval mode
     config: Config  # the run's whole configuration
     names: tuple[str, ...]  # the K output curve names, in column order
     step: int  # optimizer steps taken when it was saved
@@ -38,8 +39,11 @@ class Checkpoint:
     extra: dict[str, Any] = field(default_factory=dict)  # run bookkeeping (best validation loss, ...)
 
 
-def build_model(config: Config, num_shapes: int) -> nn.Module:
-    return SimplifiedModel(num_shapes, config.model)
+def build_model(config: Config, num_shapes: int) -> BlendshapeModel:
+    """The model ``config.model.kind`` names, with ``num_shapes`` outputs."""
+    if config.model.kind == "frame":
+        return FrameModel(num_shapes, config.frame)
+    return SimplifiedModel(num_shapes, config.simplified)
 
 
 def unwrap(model: nn.Module) -> nn.Module:

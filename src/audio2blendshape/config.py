@@ -1,6 +1,7 @@
 """Run configuration: frozen dataclasses loaded from TOML and overridden from the command line.
 
-A TOML file has one table per section (``[model]``, ``[loss]``, ``[train]``, ``[data]``); any key left out
+A TOML file has one table per section (``[model]``, ``[simplified]``, ``[frame]``, ``[loss]``, ``[train]``,
+``[data]``); ``model.kind`` picks which model's table applies. Any key left out
 keeps its default. ``--set train.lr=3e-4`` overrides one field; its value is read as a TOML value, so
 ``--set train.grad_clip=inf`` and ``--set data.source="corpus"`` work as they would in the file.
 Unknown sections or keys, and values of the wrong type, are errors that name the file and the key.
@@ -18,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .frame_model import FrameConfig
 from .losses import LossConfig
 from .model import SimplifiedConfig
 
@@ -58,9 +60,19 @@ class DataConfig:
     val_windows: int = 64  # synthetic source: validation windows generated (different seed)
 
 
+MODEL_KINDS = ("simplified", "frame")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    kind: str = "simplified"  # "simplified" (the seed's window -> one pose) or "frame" (a pose per frame)
+
+
 @dataclass(frozen=True)
 class Config:
-    model: SimplifiedConfig = field(default_factory=SimplifiedConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    simplified: SimplifiedConfig = field(default_factory=SimplifiedConfig)
+    frame: FrameConfig = field(default_factory=FrameConfig)
     loss: LossConfig = field(default_factory=LossConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     data: DataConfig = field(default_factory=DataConfig)
@@ -151,15 +163,22 @@ def load_config(path: str | Path | None = None, overrides: Iterable[str] = ()) -
 
 def validate(config: Config, source: str) -> None:
     """Reject values that would fail later, deep inside training."""
-    t, m = config.train, config.model
+    t, m, f = config.train, config.simplified, config.frame
     checks = [
         (t.max_steps > 0, "train.max_steps must be positive"),
         (t.batch_size > 0, "train.batch_size must be positive"),
         (t.lr > 0 and t.min_lr >= 0, "train.lr must be positive and train.min_lr non-negative"),
         (t.grad_clip > 0 and not math.isnan(t.grad_clip), "train.grad_clip must be positive (inf = no clip)"),
         (min(t.log_every, t.eval_every, t.checkpoint_every) > 0, "train.*_every must be positive"),
-        (m.d_model % m.n_heads == 0, "model.d_model must be divisible by model.n_heads"),
-        (0.0 <= m.dropout < 1.0, "model.dropout must be in [0, 1)"),
+        (config.model.kind in MODEL_KINDS, f"model.kind must be one of {', '.join(MODEL_KINDS)}"),
+        (m.d_model % m.n_heads == 0, "simplified.d_model must be divisible by simplified.n_heads"),
+        (0.0 <= m.dropout < 1.0 and 0.0 <= f.dropout < 1.0, "dropout must be in [0, 1)"),
+        (f.d_attention % f.n_heads == 0, "frame.d_attention must be divisible by frame.n_heads"),
+        (f.stack > 0 and f.window_left >= 0 and f.window_right >= 0, "frame windows must be non-negative"),
+        (
+            config.data.window_frames >= f.stack or config.model.kind != "frame",
+            "data.window_frames < frame.stack",
+        ),
         (config.data.source in ("synthetic", "corpus"), "data.source must be 'synthetic' or 'corpus'"),
         (config.data.source != "corpus" or bool(config.data.corpus_dir), "data.corpus_dir is required"),
         (config.data.window_frames > 0, "data.window_frames must be positive"),

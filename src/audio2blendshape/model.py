@@ -75,7 +75,7 @@ class QueryCrossAttention(nn.Module):
 
 
 class PerShapeLinear(nn.Module):
-    """``(B, K, in) -> (B, K)``: shape k's output is ``weight[k] . x[:, k] + bias[k]``."""
+    """``(..., K, in) -> (..., K)``: shape k's output is ``weight[k] . x[..., k, :] + bias[k]``."""
 
     def __init__(self, in_features: int, num_shapes: int) -> None:
         super().__init__()
@@ -85,7 +85,7 @@ class PerShapeLinear(nn.Module):
         self.bias = nn.Parameter(reference.bias.detach().clone())
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.einsum("bki,ki->bk", x, self.weight) + self.bias
+        return torch.einsum("...ki,ki->...k", x, self.weight) + self.bias
 
 
 def sinusoidal_positions(frames: int, width: int, device: torch.device | None = None) -> torch.Tensor:
@@ -106,7 +106,17 @@ def centre_target(curves: torch.Tensor) -> torch.Tensor:
     return curves[:, curves.shape[1] // 2]
 
 
-class SimplifiedModel(nn.Module):
+class BlendshapeModel(nn.Module):
+    """What every model offers the training loop: ``forward(mel)`` and the matching ``target(curves)``."""
+
+    num_shapes: int
+
+    def target(self, curves: torch.Tensor) -> torch.Tensor:
+        """Curves ``(B, T, K)`` at the feature rate -> the target of ``forward``'s output."""
+        raise NotImplementedError
+
+
+class SimplifiedModel(BlendshapeModel):
     """The seed's model. ``forward``: mel ``(B, T, n_mels)`` -> weights ``(B, K)`` in [0, 1]."""
 
     def __init__(self, num_shapes: int, config: SimplifiedConfig | None = None) -> None:
@@ -142,3 +152,7 @@ class SimplifiedModel(nn.Module):
 
     def forward(self, mel: torch.Tensor) -> torch.Tensor:
         return self.decoder(self.attend(self.encode(mel)))
+
+    def target(self, curves: torch.Tensor) -> torch.Tensor:
+        """Training target from a window's curves: ``(B, T, K)`` -> its centre frame ``(B, K)``."""
+        return centre_target(curves)

@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from torch import nn
 
 from .diagnostics import (
     GradientFinding,
@@ -23,7 +22,7 @@ from .diagnostics import (
 )
 from .losses import BlendshapeLoss
 from .memory import MemoryReport, memory_report, saved_activation_bytes
-from .model import centre_target
+from .model import BlendshapeModel
 
 
 @dataclass
@@ -60,7 +59,7 @@ class GradientReport:
 
 
 def gradient_report(
-    model: nn.Module,
+    model: BlendshapeModel,
     mel: torch.Tensor,
     curves: torch.Tensor,
     loss_fn: BlendshapeLoss,
@@ -76,7 +75,7 @@ def gradient_report(
     model.zero_grad(set_to_none=True)
     optimizer_free = memory_report(model)
     pred, activation_bytes = saved_activation_bytes(lambda: model(mel))
-    terms = loss_fn(pred, centre_target(curves))
+    terms = loss_fn(pred, model.target(curves))
     terms["total"].backward()
     norms = gradient_norms(model)
     findings = check_gradients(model, warn_norm)

@@ -30,7 +30,7 @@ from .dataset import WindowDataset, collate
 from .diagnostics import check_gradients, finite_loss_or_raise, gradient_norms
 from .losses import BlendshapeLoss
 from .metrics import MetricsLog
-from .model import centre_target
+from .model import BlendshapeModel
 from .synthetic import synthetic_windows
 
 log = logging.getLogger(__name__)
@@ -115,7 +115,7 @@ def batch_indices(step: int, size: int, config: Config, runtime: Runtime) -> tor
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, dataset: WindowDataset, loss_fn: BlendshapeLoss, config: Config,
+def evaluate(model: BlendshapeModel, dataset: WindowDataset, loss_fn: BlendshapeLoss, config: Config,
              device: torch.device) -> dict[str, float]:  # fmt: skip
     """Mean loss terms over the whole validation set, dropout off."""
     model.eval()
@@ -123,7 +123,7 @@ def evaluate(model: nn.Module, dataset: WindowDataset, loss_fn: BlendshapeLoss, 
     size = len(dataset)
     for start in range(0, size, config.train.batch_size):
         mel, curves = collate(dataset, torch.arange(start, min(start + config.train.batch_size, size)))
-        terms = loss_fn(model(mel.to(device)), centre_target(curves.to(device)))
+        terms = loss_fn(model(mel.to(device)), model.target(curves.to(device)))
         for name, value in terms.items():
             totals[name] = totals.get(name, 0.0) + float(value) * mel.shape[0]
     model.train()
@@ -142,11 +142,11 @@ def ranks_in_sync(model: nn.Module, runtime: Runtime) -> bool:
     return all(torch.equal(gathered[0], other) for other in gathered[1:])
 
 
-def resume_step(path: Path, model: nn.Module, optimizer: torch.optim.Optimizer, config: Config) -> int:
+def resume_step(path: Path, model: BlendshapeModel, optimizer: torch.optim.Optimizer, config: Config) -> int:
     """Load weights and optimizer state from ``path`` after checking it belongs to this run."""
     checkpoint = load_checkpoint(path)
     stored, current = config_to_dict(checkpoint.config), config_to_dict(config)
-    for section in ("model", "loss", "train", "data"):
+    for section in current:
         for key in current[section]:
             if key in RESUMABLE_CHANGES or stored[section][key] == current[section][key]:
                 continue
@@ -189,7 +189,7 @@ def train(config: Config) -> dict[str, Any]:
         mel, curves = mel.to(runtime.device), curves.to(runtime.device)
 
         pred = ddp_model(mel)
-        terms = loss_fn(pred, centre_target(curves))
+        terms = loss_fn(pred, model.target(curves))
         finite_loss_or_raise(terms["total"], step)
         terms["total"].backward()
 
