@@ -163,3 +163,18 @@ def test_torchrun_ddp_keeps_ranks_identical_and_resumes(tmp_path: Path, world: i
         True, True, True]  # fmt: skip
     assert {k: v for k, v in losses(split).items() if k <= 8} == losses(full)
     json.dumps(records)
+
+
+def test_frame_model_trains_through_the_same_loop(tmp_path: Path):
+    config = write_config(tmp_path / "frame.toml", tmp_path / "run", steps=120, lr=3e-3)
+    with open(config, "a") as handle:
+        handle.write('\n[model]\nkind = "frame"\n[frame]\nd_model = 16\nconv_layers = 1\nd_attention = 8\n'
+                     "n_heads = 2\ndecoder_hidden = 8\ndropout = 0.0\n[loss]\nvelocity = 1.0\n")  # fmt: skip
+    result = run_cli("train", str(config), "--no-report")
+    assert result.returncode == 0, result.stderr
+    records = read_metrics(tmp_path / "run" / "metrics.jsonl")
+    assert "train/velocity" in records[0]
+    curve = losses(tmp_path / "run")
+    assert curve[120] < curve[1] / 5, curve
+    checkpoint = load_checkpoint(tmp_path / "run" / "last.safetensors")
+    assert checkpoint.config.model.kind == "frame" and type(checkpoint.model).__name__ == "FrameModel"

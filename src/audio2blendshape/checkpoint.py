@@ -144,3 +144,10 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> Che
     optimizer_tensors = {k: v for k, v in tensors.items() if k.startswith("optimizer.")}
     optimizer_state = _optimizer_state(optimizer_tensors, groups) if groups else None
     return Checkpoint(model.to(device).eval(), config, names, step, optimizer_state, extra)
+
+
+def release_checkpoint(source: str | Path, target: str | Path) -> Path:
+    """Copy a training checkpoint without its optimizer state: the small file that ships."""
+    loaded = load_checkpoint(source)
+    extra = {**loaded.extra, "released_from_step": loaded.step}
+    return save_checkpoint(target, loaded.model, loaded.config, loaded.names, loaded.step, extra=extra)
