@@ -110,6 +110,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_train(subparsers)
     _add_grads(subparsers)
     _add_data(subparsers)
+    from . import evaluate
+
+    evaluate.register(subparsers)
     return parser
 
 
