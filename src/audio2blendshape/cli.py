@@ -110,9 +110,10 @@ def build_parser() -> argparse.ArgumentParser:
     _add_train(subparsers)
     _add_grads(subparsers)
     _add_data(subparsers)
-    from . import evaluate
+    from . import evaluate, preview
 
     evaluate.register(subparsers)
+    preview.register(subparsers)
     return parser
 
 
