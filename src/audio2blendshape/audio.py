@@ -13,11 +13,17 @@ from __future__ import annotations
 
 from functools import cache
 from pathlib import Path
+from typing import TYPE_CHECKING, TypeAlias
 
 import numpy as np
 import soundfile
 import soxr
-import torch
+
+if TYPE_CHECKING:
+    import torch
+
+# torch is imported inside the functions that use it: the ONNX runtime path deploys this module (loading,
+# constants, the filterbank) without torch installed.
 
 SAMPLE_RATE = 16_000  # Hz; every waveform is resampled to this rate
 N_FFT = 400  # samples in a 25 ms analysis window
@@ -29,7 +35,7 @@ LOG_FLOOR = 1e-10  # power floor before log10, so digital silence stays finite
 LOG_OFFSET = 4.0  # (log10(power) + LOG_OFFSET) / LOG_SCALE keeps speech roughly in [-1, 1]
 LOG_SCALE = 4.0
 
-AudioInput = str | Path | np.ndarray | torch.Tensor
+AudioInput: TypeAlias = "str | Path | np.ndarray | torch.Tensor"
 
 
 class AudioError(ValueError):
@@ -87,7 +93,9 @@ def require_signal(samples: np.ndarray, source: str) -> None:
 
 
 @cache
-def _mel_filters_np(sample_rate: int, n_fft: int, n_mels: int) -> np.ndarray:
+def mel_filters_numpy(sample_rate: int = SAMPLE_RATE, n_fft: int = N_FFT, n_mels: int = N_MELS) -> np.ndarray:
+    """Slaney-normalised mel filterbank ``(n_mels, n_fft // 2 + 1)`` float32, as librosa's default."""
+
     def hz_to_mel(hz: np.ndarray) -> np.ndarray:
         # Slaney's scale: linear below 1 kHz, logarithmic above (librosa htk=False).
         mel = hz / (200.0 / 3)
@@ -115,8 +123,10 @@ def _mel_filters_np(sample_rate: int, n_fft: int, n_mels: int) -> np.ndarray:
 
 
 def mel_filters(device: torch.device | str = "cpu") -> torch.Tensor:
-    """Slaney-normalised mel filterbank, shape ``(N_MELS, N_FFT // 2 + 1)``."""
-    return torch.from_numpy(_mel_filters_np(SAMPLE_RATE, N_FFT, N_MELS)).to(device)
+    """Slaney-normalised mel filterbank as a tensor, shape ``(N_MELS, N_FFT // 2 + 1)``."""
+    import torch
+
+    return torch.from_numpy(mel_filters_numpy()).to(device)
 
 
 def to_waveform(audio: AudioInput, sample_rate: int = SAMPLE_RATE) -> torch.Tensor:
@@ -125,6 +135,8 @@ def to_waveform(audio: AudioInput, sample_rate: int = SAMPLE_RATE) -> torch.Tens
     Arrays and tensors are taken to be at ``sample_rate`` and are resampled from it; 2-D input is
     ``(n, channels)`` as soundfile returns it.
     """
+    import torch
+
     if isinstance(audio, (str, Path)):
         return torch.from_numpy(load_audio(audio))
     if isinstance(audio, torch.Tensor):
@@ -149,6 +161,8 @@ def log_mel_spectrogram(
 
 def log_mel_from_waveform(waveform: torch.Tensor) -> torch.Tensor:
     """Features of a validated 16 kHz waveform: ``(n,)`` -> ``(T, 80)``, or ``(B, n)`` -> ``(B, T, 80)``."""
+    import torch
+
     frames = num_frames(waveform.shape[-1])
     if frames == 0:
         raise AudioError(f"audio of {waveform.shape[-1]} samples is shorter than one 10 ms frame")
