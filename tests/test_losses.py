@@ -48,3 +48,13 @@ def test_velocity_term_for_per_frame_outputs():
         loss(torch.rand(2, 52), torch.rand(2, 52))
     with pytest.raises(ValueError, match="differ"):
         loss(torch.rand(2, 52), torch.rand(2, 51))
+
+
+def test_saturation_guard_pulls_sunken_logits_back_and_is_off_by_default():
+    logits = torch.tensor([[-12.0, -6.0, -2.0, 3.0]], requires_grad=True)
+    names = ("a", "b", "c", "d")
+    assert "saturation" not in BlendshapeLoss(names)(torch.sigmoid(logits), torch.zeros(1, 4))
+    terms = BlendshapeLoss(names, LossConfig(saturation=1.0))(torch.sigmoid(logits), torch.zeros(1, 4))
+    assert terms["saturation"].item() == pytest.approx(36.0 / 4)
+    terms["saturation"].backward()
+    torch.testing.assert_close(logits.grad, torch.tensor([[-3.0, 0.0, 0.0, 0.0]]))

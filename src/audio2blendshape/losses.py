@@ -10,6 +10,12 @@ motion look smooth or jittery; it is off (weight 0) for window outputs ``(B, K)`
 
 All terms are means over every element, so their gradients are divided by ``B * K`` (``B * T * K``), not by
 the batch size alone as the seed's formulas state.
+
+``saturation`` (off by default, so the seed's loss is unchanged) guards the Sigmoid output: a shape that is
+rarely active (mouthClose, mouthPress) gets pushed towards 0 by most frames, its logit sinks to -12 and
+below, where the sigmoid's slope is ~1e-5 and the frames that need the shape can no longer pull it back —
+the model then never closes the lips. The term is a squared hinge on logits below ``LOGIT_FLOOR``
+(sigmoid(-6) = 0.0025), computed from the predictions themselves, so models stay pure.
 """
 
 from __future__ import annotations
@@ -37,12 +43,18 @@ IMPORTANCE_RULES: tuple[tuple[str, float], ...] = (
 )
 
 
+LOGIT_FLOOR = -6.0  # logits below this (weights < 0.0025) are penalised by the saturation term
+
+
 @dataclass(frozen=True)
 class LossConfig:
     mse: float = 1.0  # weight of the mean squared error
     l1: float = 0.1  # weight of the mean absolute error (applied once; the seed applies 0.1 twice)
     perceptual: float = 0.5  # weight of the importance-weighted squared error
     velocity: float = 0.0  # weight of the frame-to-frame change error; per-frame outputs only
+    saturation: float = (
+        0.0  # weight of the hinge keeping output logits above LOGIT_FLOOR (0 = the seed's loss)
+    )
 
 
 def shape_importance(names: Sequence[str]) -> torch.Tensor:
@@ -67,7 +79,8 @@ class BlendshapeLoss:
 
     def weights(self) -> dict[str, float]:
         c = self.config
-        return {"mse": c.mse, "l1": c.l1, "perceptual": c.perceptual, "velocity": c.velocity}
+        return {"mse": c.mse, "l1": c.l1, "perceptual": c.perceptual, "velocity": c.velocity,
+                "saturation": c.saturation}  # fmt: skip
 
     def __call__(self, pred: torch.Tensor, target: torch.Tensor) -> dict[str, torch.Tensor]:
         if pred.shape != target.shape:
@@ -84,7 +97,20 @@ class BlendshapeLoss:
             terms["velocity"] = (velocity_error.pow(2) * importance).mean()
         elif self.config.velocity:
             raise ValueError("the velocity term needs per-frame outputs (B, T, K)")
+        if self.config.saturation:
+            terms["saturation"] = saturation_penalty(pred)
         weights = self.weights()
         total = torch.stack([weights[name] * value for name, value in terms.items()]).sum()
         terms["total"] = total
         return terms
+
+
+def saturation_penalty(weights: torch.Tensor) -> torch.Tensor:
+    """Mean squared hinge on the logits of ``weights`` (any shape) below ``LOGIT_FLOOR``.
+
+    The logit is recovered as log(p) - log(1 - p); only the low side matters, so p is clamped to
+    [1e-30, 0.5], which keeps the gradient finite and exactly zero where the hinge is inactive.
+    """
+    p = weights.clamp(1e-30, 0.5)
+    logits = torch.log(p) - torch.log1p(-p)
+    return torch.relu(LOGIT_FLOOR - logits).pow(2).mean()
