@@ -9,8 +9,6 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-import torch
-
 from .audio import WINDOW_FRAMES
 
 DEFAULT_PLOT = "gradient_flow.png"
@@ -58,6 +56,8 @@ def _run_train(args: argparse.Namespace) -> int:
 def _report_text(
     checkpoint: Path | None, batch: int, frames: int, seed: int, plot: Path, max_norm: float
 ) -> str:
+    import torch
+
     from .checkpoint import build_model, load_checkpoint
     from .config import Config
     from .losses import BlendshapeLoss
@@ -110,8 +110,10 @@ def build_parser() -> argparse.ArgumentParser:
     _add_train(subparsers)
     _add_grads(subparsers)
     _add_data(subparsers)
-    from . import evaluate, preview
+    from . import animate_cli, evaluate, preview, stream_cli
 
+    animate_cli.register(subparsers)
+    stream_cli.register(subparsers)
     evaluate.register(subparsers)
     preview.register(subparsers)
     return parser
