@@ -22,16 +22,11 @@ from typing import Any, Protocol
 import numpy as np
 import soxr
 
+from audio2blendshape.audio import HOP_LENGTH, N_FFT, N_MELS, SAMPLE_RATE
 from audio2blendshape.idle import IdleLayer
 from audio2blendshape.names import ARKIT_NAMES
 from audio2blendshape.resample import check_fps, frame_count, frame_times, interpolate
-from audio2blendshape.streaming_features import (
-    HOP_LENGTH,
-    N_FFT,
-    N_MELS,
-    SAMPLE_RATE,
-    StreamingLogMel,
-)
+from audio2blendshape.streaming_features import StreamingLogMel
 
 log = logging.getLogger(__name__)
 

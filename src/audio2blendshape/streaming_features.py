@@ -1,7 +1,7 @@
 """Log-mel features without torch, whole-clip or incremental: a numpy twin of ``audio.log_mel_from_waveform``.
 
-Deployment with the ONNX backend must run without torch, and ``audio.py`` imports torch, so the constants
-and the Slaney filterbank are repeated here (``tests/test_onnx.py`` checks they stay equal to audio.py's).
+Deployment with the ONNX backend must run without torch: the constants and the Slaney filterbank come from
+``audio.py``, which imports torch only inside its torch functions.
 numpy's FFT is not torch's, so features agree within about 1e-4 (float32 rounding in near-silent bins), not
 bit for bit; a torch user who wants bit-equal features passes ``audio_features.torch_log_mel_frames``-style
 functions as ``frames_fn`` (the Streamer's torch backend does).
@@ -19,45 +19,17 @@ from functools import cache
 
 import numpy as np
 
-SAMPLE_RATE = 16_000  # Hz; as audio.SAMPLE_RATE
-N_FFT = 400  # samples per analysis window: 25 ms
-HOP_LENGTH = 160  # samples between frames: 10 ms
-N_MELS = 80
+from .audio import HOP_LENGTH, LOG_FLOOR, LOG_OFFSET, LOG_SCALE, N_FFT, N_MELS, mel_filters_numpy
+
 HALF_WINDOW = N_FFT // 2  # torch.stft(center=True) pads this many zeros at both ends
-LOG_FLOOR = 1e-10
-LOG_OFFSET = 4.0
-LOG_SCALE = 4.0
 
 # block (n,) float32 -> features (F, 80), F = (n - N_FFT) // HOP_LENGTH + 1, for a block with no padding.
 FramesFn = Callable[[np.ndarray], np.ndarray]
 
 
-@cache
 def mel_filters() -> np.ndarray:
-    """Slaney-normalised mel filterbank ``(N_MELS, N_FFT // 2 + 1)`` float32, as audio.mel_filters."""
-
-    def hz_to_mel(hz: np.ndarray) -> np.ndarray:
-        mel = hz / (200.0 / 3)  # Slaney: linear below 1 kHz, logarithmic above (librosa htk=False)
-        log_region = hz >= 1000.0
-        mel[log_region] = 15.0 + np.log(hz[log_region] / 1000.0) / (np.log(6.4) / 27.0)
-        return mel
-
-    def mel_to_hz(mel: np.ndarray) -> np.ndarray:
-        hz = mel * (200.0 / 3)
-        log_region = mel >= 15.0
-        hz[log_region] = 1000.0 * np.exp((np.log(6.4) / 27.0) * (mel[log_region] - 15.0))
-        return hz
-
-    fft_freqs = np.linspace(0.0, SAMPLE_RATE / 2, 1 + N_FFT // 2)
-    low, high = hz_to_mel(np.array([0.0, SAMPLE_RATE / 2]))
-    hz_points = mel_to_hz(np.linspace(low, high, N_MELS + 2))
-    widths = np.diff(hz_points)
-    ramps = hz_points[:, None] - fft_freqs[None, :]
-    lower = -ramps[:-2] / widths[:-1, None]
-    upper = ramps[2:] / widths[1:, None]
-    weights = np.maximum(0.0, np.minimum(lower, upper))
-    weights *= (2.0 / (hz_points[2:] - hz_points[:-2]))[:, None]  # Slaney area normalisation
-    return weights.astype(np.float32)
+    """Slaney-normalised mel filterbank ``(N_MELS, N_FFT // 2 + 1)`` float32: audio.py's, shared."""
+    return mel_filters_numpy()
 
 
 @cache
