@@ -62,10 +62,15 @@ class CausalConvBlock(nn.Module):
         return x + self.dropout(self.pointwise(mixed))
 
 
+MASKED = -1e9  # score of positions outside the sequence; finite so exported graphs never meet inf - inf
+
+
 class LocalQueryAttention(nn.Module):
     """K learned queries attend, at every step, over a window of steps around it.
 
-    ``forward(queries (K, d_att), memory (B, S, d))`` -> ``(B, S, K, d_att)``.
+    ``forward(queries (K, d_att), memory (B, S, d))`` -> ``(B, S, K, d_att)``; with ``valid (B, S)`` only the
+    marked steps exist (a stream's window that reaches past its start or end), and ``start``/``count`` pick
+    the output steps (a window's context steps are memory, not output).
     """
 
     def __init__(self, d_model: int, d_attention: int, n_heads: int, left: int, right: int) -> None:
@@ -77,25 +82,31 @@ class LocalQueryAttention(nn.Module):
         self.kv_proj = nn.Linear(d_model, 2 * d_attention)
         self.position_bias = nn.Parameter(torch.zeros(n_heads, left + right + 1))
 
-    def forward(self, queries: torch.Tensor, memory: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self,
+        queries: torch.Tensor,
+        memory: torch.Tensor,
+        valid: torch.Tensor | None = None,
+        start: int = 0,
+        count: int | None = None,
+    ) -> torch.Tensor:
         batch, steps, _ = memory.shape
+        count = steps - start if count is None else count
         shapes, width = queries.shape
         heads, head_width, span = self.n_heads, width // self.n_heads, self.left + self.right + 1
         q = self.q_proj(queries).view(shapes, heads, head_width) * head_width**-0.5
-        kv = F.pad(self.kv_proj(memory), (0, 0, self.left, self.right))  # (B, S + span - 1, 2 d_att)
-        windows = kv.unfold(1, span, 1).view(batch, steps, 2, heads, head_width, span)
-        keys, values = windows[:, :, 0], windows[:, :, 1]  # (B, S, H, dh, W)
+        # Once padded, step s's window is [s, s + span): outputs [start, start + count) need this reach.
+        reach = slice(start, start + count + span - 1)
+        kv = F.pad(self.kv_proj(memory), (0, 0, self.left, self.right))[:, reach]
+        windows = kv.unfold(1, span, 1).view(batch, count, 2, heads, head_width, span)
+        keys, values = windows[:, :, 0], windows[:, :, 1]  # (B, count, H, dh, W)
         scores = torch.einsum("khd,bshdw->bshkw", q, keys) + self.position_bias[:, None, :]
-        scores = scores.masked_fill(~self._valid(steps, memory.device)[None, :, None, None, :], float("-inf"))
-        weights = scores.softmax(-1)
-        attended = torch.einsum("bshkw,bshdw->bskhd", weights, values)
-        return attended.reshape(batch, steps, shapes, width)
-
-    def _valid(self, steps: int, device: torch.device) -> torch.Tensor:
-        """``(S, W)``: which window positions fall inside the sequence."""
-        positions = torch.arange(steps, device=device)[:, None] + torch.arange(-self.left, self.right + 1,
-                                                                               device=device)  # fmt: skip
-        return (positions >= 0) & (positions < steps)
+        if valid is None:
+            valid = torch.ones(batch, steps, dtype=memory.dtype, device=memory.device)
+        inside = F.pad(valid.to(memory.dtype), (self.left, self.right))[:, reach].unfold(1, span, 1)
+        scores = scores.masked_fill(inside[:, :, None, None, :] < 0.5, MASKED)
+        attended = torch.einsum("bshkw,bshdw->bskhd", scores.softmax(-1), values)
+        return attended.reshape(batch, count, shapes, width)
 
 
 class FrameModel(BlendshapeModel):

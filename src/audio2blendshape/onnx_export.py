@@ -28,7 +28,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from audio2blendshape.audio import FRAMES_PER_SECOND, HOP_LENGTH, N_FFT, SAMPLE_RATE
@@ -36,7 +35,6 @@ from audio2blendshape.frame_model import FrameModel
 from audio2blendshape.onnx_backend import FORMAT
 
 OPSET = 18  # ai.onnx opset: onnxruntime >= 1.14, Unity Sentis and Unreal NNE all run it
-MASKED = torch.finfo(torch.float32).min  # not -inf: a window with no valid step must not turn into NaN
 
 
 class OnnxExportError(ValueError):
@@ -61,29 +59,8 @@ def window_forward(
     x = model.input_layer(mel[:, : steps * stack].reshape(batch, steps, stack * bins)) * mask
     for block in model.conv_blocks:
         x = block(x) * mask
-    return model.decoder(_attend(model, x, mask[:, :, 0], start, count))
-
-
-def _attend(
-    model: FrameModel, memory: torch.Tensor, valid: torch.Tensor, start: int, count: int
-) -> torch.Tensor:
-    """``LocalQueryAttention.forward`` for steps ``[start, start + count)`` only, invalid steps masked:
-    memory ``(B, W, d)``, valid ``(B, W)`` -> ``(B, count, K, d_att)``."""
-    att, queries = model.attention, model.blendshape_queries
-    batch = memory.shape[0]
-    shapes, width = queries.shape
-    heads, head_width, span = att.n_heads, width // att.n_heads, att.left + att.right + 1
-    q = att.q_proj(queries).view(shapes, heads, head_width) * head_width**-0.5
-    # Padded, step s's window is [s, s + span): the wanted steps need [start, start + count + span - 1).
-    reach = slice(start, start + count + span - 1)
-    kv = F.pad(att.kv_proj(memory), (0, 0, att.left, att.right))[:, reach]
-    windows = kv.unfold(1, span, 1).view(batch, count, 2, heads, head_width, span)
-    keys, values = windows[:, :, 0], windows[:, :, 1]  # (B, count, H, dh, span)
-    scores = torch.einsum("khd,bshdw->bshkw", q, keys) + att.position_bias[:, None, :]
-    inside = F.pad(valid, (att.left, att.right))[:, reach].unfold(1, span, 1)  # (B, count, span); 0 outside
-    scores = scores.masked_fill(inside[:, :, None, None, :] < 0.5, MASKED)
-    attended = torch.einsum("bshkw,bshdw->bskhd", scores.softmax(-1), values)
-    return attended.reshape(batch, count, shapes, width)
+    attended = model.attention(model.blendshape_queries, x, mask[:, :, 0], start, count)
+    return model.decoder(attended)
 
 
 class WindowFrameModel(nn.Module):
