@@ -267,3 +267,18 @@ def test_cli_reports_failures_and_rigs_that_csv_cannot_hold(
         _cli(str(tmp_path / "good.wav"), "--checkpoint", facegood)
     assert _cli(str(tmp_path / "good.wav"), "--format", "json", "--checkpoint", facegood) == 0
     assert len(read_json_animation(tmp_path / "good.json").names) == 116
+
+
+def test_onnx_backend_matches_torch(tmp_path: Path) -> None:
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnxscript")
+    from audio2blendshape.onnx_export import export_checkpoint
+
+    torch_animator = Animator.load()
+    exported = export_checkpoint(None, tmp_path / "default.onnx")
+    onnx_animator = Animator.load(exported)
+    audio = np.random.default_rng(0).standard_normal(16_000 * 3).astype(np.float32) * 0.1
+    expected = torch_animator.animate(audio, fps=60, idle=False, chunk_seconds=1.0)
+    got = onnx_animator.animate(audio, fps=60, idle=False, chunk_seconds=1.0)
+    assert got.names == expected.names and got.weights.shape == expected.weights.shape
+    assert np.abs(got.weights - expected.weights).max() <= 1e-4

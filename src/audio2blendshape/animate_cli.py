@@ -115,7 +115,7 @@ def run_jobs(args: argparse.Namespace) -> int:
         import torch
 
         torch.set_num_threads(args.threads)  # on a busy machine 1 thread can beat 2 (see docs/animate.md)
-    animator = Animator.load(args.checkpoint, device=args.device)
+    animator = Animator.load(args.checkpoint, device=args.device, backend=args.backend)
     if fmt == "csv" and not animator.is_arkit:
         raise AnimateUsageError(
             f"{animator.source}: the checkpoint's rig has {len(animator.names)} shapes, not the 52 ARKit "
@@ -159,6 +159,8 @@ def register(subparsers: Any) -> None:
                         help="no blinks or eye movement (added by default for ARKit rigs)")  # fmt: skip
     parser.add_argument("--seed", type=int, default=0, help="seed of the blinks and eye movement")
     parser.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:1 or auto")
+    parser.add_argument("--backend", choices=("torch", "onnx"), default="torch",
+                        help="onnx: run an export-onnx file with onnxruntime")  # fmt: skip
     parser.add_argument("--chunk-seconds", type=float,
                         help="audio seconds per chunk (default 20); bounds memory, not results")  # fmt: skip
     parser.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's choice)")

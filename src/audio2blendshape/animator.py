@@ -25,11 +25,13 @@ from __future__ import annotations
 import contextlib
 import importlib.resources
 import logging
+import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
 import torch
+from torch import nn
 from tqdm import tqdm
 
 from audio2blendshape.audio import (
@@ -113,8 +115,30 @@ def _known_frames(stream: SampleStream, wanted_samples: int) -> int | None:
     return stream.total // HOP_LENGTH if stream.total is not None else None
 
 
+class OnnxPoseModel:
+    """A full-variant ONNX export (``export-onnx``) behind the part of FrameModel's interface that
+    ``frame_model_poses`` uses, so both backends share one chunking loop."""
+
+    def __init__(self, path: str | Path, threads: int | None = None) -> None:
+        from .onnx_backend import OnnxFrameModel
+
+        self.session = OnnxFrameModel(path, threads)
+        self.stack = self.session.stack
+        self.context_steps = self.session.context_steps
+        self.lookahead_steps = self.session.lookahead_steps
+        self.names = self.session.names
+        self.num_shapes = len(self.names)
+
+    def __call__(self, mel: torch.Tensor) -> torch.Tensor:
+        """mel ``(B, T, 80)`` -> weights ``(B, T // stack, K)``, computed by onnxruntime."""
+        return torch.from_numpy(self.session(mel.cpu().numpy()))
+
+    def step_times(self, steps: int) -> np.ndarray:
+        return self.session.step_times(steps)
+
+
 def frame_model_poses(
-    model: FrameModel,
+    model: FrameModel | OnnxPoseModel,
     stream: SampleStream,
     chunk_steps: int,
     device: torch.device,
@@ -125,7 +149,7 @@ def frame_model_poses(
     Equal to ``model(log_mel_spectrogram(audio)[None])[0]`` (to float rounding) for any ``chunk_steps``.
     ``tick(samples)`` is called as audio is consumed.
     """
-    stack, context, ahead = model.config.stack, model.context_steps, model.lookahead_steps
+    stack, context, ahead = model.stack, model.context_steps, model.lookahead_steps
     rows = PoseRows((stream.expected_samples or 0) // (stack * HOP_LENGTH) + 1, model.num_shapes)
     begin = 0
     while True:
@@ -145,7 +169,7 @@ def frame_model_poses(
         begin = end
     if not rows.size:
         raise _too_short(stream, stack)
-    return model.step_times(rows.size).numpy(), rows.array()
+    return np.asarray(model.step_times(rows.size)), rows.array()
 
 
 def _too_short(stream: SampleStream, frames: int) -> AudioError:
@@ -238,24 +262,35 @@ class Animator:
 
     def __init__(
         self,
-        model: BlendshapeModel,
+        model: BlendshapeModel | OnnxPoseModel,
         names: Sequence[str],
         device: str | torch.device = "cpu",
         source: str = "",
     ) -> None:
-        if not isinstance(model, (FrameModel, SimplifiedModel)):
+        if not isinstance(model, (FrameModel, SimplifiedModel, OnnxPoseModel)):
             raise TypeError(f"Animator: unsupported model type {type(model).__name__}")
         if len(names) != model.num_shapes:
             raise ValueError(f"Animator: {len(names)} names for a model with {model.num_shapes} outputs")
         self.device = resolve_device(device)
-        self.model: FrameModel | SimplifiedModel = model
-        model.to(self.device).eval()
+        self.model: FrameModel | SimplifiedModel | OnnxPoseModel = model
+        if isinstance(model, nn.Module):
+            model.to(self.device).eval()
         self.names = tuple(names)
         self.source = source  # the checkpoint it came from, for messages
 
     @classmethod
-    def load(cls, path: str | Path | None = None, device: str | torch.device = "cpu") -> Animator:
-        """The checkpoint at ``path``, or the default one bundled with the package."""
+    def load(
+        cls, path: str | Path | None = None, device: str | torch.device = "cpu", backend: str = "torch"
+    ) -> Animator:
+        """The checkpoint at ``path``, or the default one bundled with the package.
+
+        ``backend="onnx"`` runs an ``export-onnx`` file (or the checkpoint, exported on the fly) with
+        onnxruntime; an ``.onnx`` path implies it.
+        """
+        if backend not in ("torch", "onnx"):
+            raise ValueError(f"unknown backend {backend!r}: torch or onnx")
+        if backend == "onnx" or (path is not None and Path(path).suffix.lower() == ".onnx"):
+            return cls._load_onnx(path)
         if path is not None:
             checkpoint = load_checkpoint(path)
             return cls(checkpoint.model, checkpoint.names, device, str(path))
@@ -263,6 +298,18 @@ class Animator:
         with importlib.resources.as_file(resource) as file:
             checkpoint = load_checkpoint(file)
         return cls(checkpoint.model, checkpoint.names, device, "default checkpoint")
+
+    @classmethod
+    def _load_onnx(cls, path: str | Path | None) -> Animator:
+        if path is not None and Path(path).suffix.lower() == ".onnx":
+            model = OnnxPoseModel(path)
+            return cls(model, model.names, "cpu", str(path))
+        from .onnx_export import export_checkpoint
+
+        with tempfile.TemporaryDirectory() as folder:  # onnxruntime holds the model once loaded
+            exported = export_checkpoint(path, Path(folder) / "model.onnx")
+            model = OnnxPoseModel(exported)
+        return cls(model, model.names, "cpu", f"{path or 'default checkpoint'} (onnx)")
 
     @property
     def is_arkit(self) -> bool:
@@ -287,8 +334,8 @@ class Animator:
         stream = open_stream(audio, sample_rate)
         chunk_frames = max(2, round(chunk_seconds * SAMPLE_RATE / HOP_LENGTH))
         with contextlib.closing(stream), _progress(progress, stream.expected_samples, stream.source) as tick:
-            if isinstance(self.model, FrameModel):
-                chunk_steps = max(1, chunk_frames // self.model.config.stack)
+            if isinstance(self.model, (FrameModel, OnnxPoseModel)):
+                chunk_steps = max(1, chunk_frames // self.model.stack)
                 times, values = frame_model_poses(self.model, stream, chunk_steps, self.device, tick)
             else:
                 times, values = simplified_poses(self.model, stream, chunk_frames, self.device, tick)

@@ -132,6 +132,11 @@ class FrameModel(BlendshapeModel):
         )  # fmt: skip
 
     @property
+    def stack(self) -> int:
+        """Mel frames per model step."""
+        return self.config.stack
+
+    @property
     def steps_per_second(self) -> float:
         return FRAMES_PER_SECOND / self.config.stack
 
