@@ -1,0 +1,127 @@
+"""FrameModel on real captured speech with another rig: FACEGOOD's 116 shapes, Mandarin, 30 fps.
+
+Imports ``../shared/data/facegood`` (train 1114_2_01..04, validate 1114_2_05), trains FrameModel with
+``configs/facegood.toml`` through the ordinary ``train`` command, and scores the validation recording at the
+rig's own 30 fps beside two baselines:
+
+* mean pose: the train recordings' mean of every curve;
+* ridge regression on stacked log-mel frames (13 frames, ±60 ms, 1040 features) with the ridge strength
+  chosen on 1114_2_04 after fitting 01..03, then refitted on all four.
+
+Prints a table of MSE and mean per-channel Pearson correlation (over channels that move in the labels).
+
+    python bench/bench_facegood.py [--work /tmp/facegood-bench] [--steps 1500]
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from audio2blendshape import corpus
+from audio2blendshape.animator import Animator
+from audio2blendshape.audio import log_mel_spectrogram
+from audio2blendshape.lipsync_metrics import CurveErrors
+
+REPO = Path(__file__).resolve().parents[1]
+FACEGOOD = REPO.parent / "shared" / "data" / "facegood"
+OFFSETS = np.arange(-6, 7, 1)  # mel frames stacked around each label frame (10 ms apart)
+RIDGE = (0.1, 1.0, 10.0, 100.0, 1000.0)
+
+
+def cli(*args: str) -> None:
+    subprocess.run([sys.executable, "-m", "audio2blendshape", *args], check=True)
+
+
+def stacked_features(audio: np.ndarray, frames: int, fps: float) -> np.ndarray:
+    """Log-mel frames around each label frame ``i`` (at ``i / fps``): ``(frames, len(OFFSETS) * 80)``."""
+    mel = log_mel_spectrogram(audio).numpy()
+    centres = np.round(np.arange(frames) / fps * 100).astype(int)
+    index = np.clip(centres[:, None] + OFFSETS[None, :], 0, len(mel) - 1)
+    return mel[index].reshape(frames, -1)
+
+
+def fit_ridge(x: np.ndarray, y: np.ndarray, strength: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    mean, scale = x.mean(0), x.std(0) + 1e-6
+    z = np.hstack([(x - mean) / scale, np.ones((len(x), 1))])
+    penalty = strength * np.eye(z.shape[1])
+    penalty[-1, -1] = 0.0
+    weights = np.linalg.solve(z.T @ z + penalty, z.T @ y)
+    return weights, mean, scale
+
+
+def predict_ridge(model: tuple[np.ndarray, np.ndarray, np.ndarray], x: np.ndarray) -> np.ndarray:
+    weights, mean, scale = model
+    z = np.hstack([(x - mean) / scale, np.ones((len(x), 1))])
+    return np.clip(z @ weights, 0.0, 1.0)
+
+
+def score(predicted: np.ndarray, target: np.ndarray) -> tuple[float, float]:
+    errors = CurveErrors(target.shape[1])
+    errors.add(predicted, target)
+    result = errors.result({})
+    return result["mse"], result["pearson"]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--work", type=Path, default=Path("/tmp/facegood-bench"), help="dataset and run folder"
+    )
+    parser.add_argument("--steps", type=int, default=1500, help="training steps")
+    args = parser.parse_args()
+    if not FACEGOOD.exists():
+        sys.exit(f"{FACEGOOD} is absent: this benchmark needs ../shared beside the repository")
+    data, run = args.work / "data", args.work / "run"
+    if not (data / "manifest.jsonl").exists():
+        cli("data", "import", "rig", str(FACEGOOD), "--fps", "30", "--val", "1114_2_05", "--language", "zh",
+            "--speaker", "facegood", "--out", str(data))  # fmt: skip
+    started = time.perf_counter()
+    overrides = [f"data.corpus_dir={data}", f"train.out_dir={run}", f"train.max_steps={args.steps}",
+                 "train.progress=false"]  # fmt: skip
+    cli("train", str(REPO / "configs" / "facegood.toml"), "--no-report", *(f"--set={o}" for o in overrides))
+    train_seconds = time.perf_counter() - started
+
+    records = corpus.read_manifest(data)
+    train = [r for r in records if r["split"] == "train"]
+    (val,) = [r for r in records if r["split"] == "val"]
+    curves = {r["id"]: corpus.load_curves(data, r) for r in records}
+    audio = {r["id"]: corpus.load_utterance_audio(data, r) for r in records}
+    features = {r["id"]: stacked_features(audio[r["id"]], len(curves[r["id"]]), r["fps"]) for r in records}
+    target = curves[val["id"]]
+
+    rows = {"mean pose (train)": np.repeat(np.concatenate([curves[r["id"]] for r in train]).mean(0)[None],
+                                           len(target), 0)}  # fmt: skip
+    inner, held = train[:-1], train[-1]
+    x_inner = np.concatenate([features[r["id"]] for r in inner])
+    y_inner = np.concatenate([curves[r["id"]] for r in inner])
+
+    def held_out_mse(strength: float) -> float:
+        predicted = predict_ridge(fit_ridge(x_inner, y_inner, strength), features[held["id"]])
+        return score(predicted, curves[held["id"]])[0]
+
+    chosen = min(RIDGE, key=held_out_mse)
+    x_train = np.concatenate([features[r["id"]] for r in train])
+    y_train = np.concatenate([curves[r["id"]] for r in train])
+    rows[f"ridge on stacked log-mel (lambda {chosen:g})"] = predict_ridge(
+        fit_ridge(x_train, y_train, chosen), features[val["id"]]
+    )
+    animation = Animator.load(run / "last.safetensors").animate(audio[val["id"]], fps=val["fps"], idle=False)
+    frames = min(len(animation.weights), len(target))
+    rows[f"FrameModel ({args.steps} steps, {train_seconds / 60:.1f} min)"] = animation.weights[:frames]
+
+    shape = f"{len(target)} frames at {val['fps']:g} fps, {target.shape[1]} shapes"
+    print(f"FACEGOOD validation {val['id']}: {shape}")
+    print(f"{'row':<48} {'MSE':>9} {'mean r':>8}")
+    for name, predicted in rows.items():
+        mse, r = score(predicted[:frames], target[:frames])
+        print(f"{name:<48} {mse:>9.5f} {r:>8.3f}")
+
+
+if __name__ == "__main__":
+    main()
