@@ -1,0 +1,41 @@
+"""The command line as users call it: subprocesses, exit codes and messages."""
+
+from pathlib import Path
+
+from audio2blendshape.checkpoint import save_checkpoint
+from audio2blendshape.config import load_config
+from audio2blendshape.model import SimplifiedModel
+from conftest import run_cli
+
+
+def test_grads_prints_the_report_for_the_seeds_batch(tmp_path: Path):
+    plot = tmp_path / "flow.png"
+    result = run_cli("grads", "--plot", str(plot))
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "batch mel (16, 300, 80) -> weights (16, 52)" in out
+    for name, typical in (("blendshape_queries", "0.001-0.01"), ("decoder.6.weight", "0.01-0.1"),
+                          ("audio_encoder.0.weight", "0.0001-0.001")):  # fmt: skip
+        line = next(line for line in out.splitlines() if line.startswith(name + " "))
+        assert typical in line and float(line.split()[2]) > 0
+    assert "check_gradients findings" in out and "seed's estimate (params x 2 x 4 B)" in out
+    assert plot.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_grads_on_a_checkpoint_of_another_rig(tmp_path: Path):
+    config = load_config(None, ["simplified.d_model=32", "simplified.n_heads=2"])
+    names = tuple(f"shape_{i}" for i in range(7))
+    path = save_checkpoint(
+        tmp_path / "ck.safetensors", SimplifiedModel(7, config.simplified), config, names, 3
+    )
+    result = run_cli("grads", str(path), "--batch", "2", "--frames", "40", "--plot", str(tmp_path / "f.png"))
+    assert result.returncode == 0, result.stderr
+    assert "weights (2, 7)" in result.stdout and "(step 3)" in result.stdout
+
+
+def test_errors_are_one_line_with_the_file_named(tmp_path: Path):
+    result = run_cli("grads", str(tmp_path / "missing.safetensors"))
+    assert result.returncode == 2
+    assert "missing.safetensors: no such checkpoint" in result.stderr and "Traceback" not in result.stderr
+    result = run_cli("animate", str(tmp_path / "nothing.wav"))
+    assert result.returncode == 2 and "nothing.wav" in result.stderr
