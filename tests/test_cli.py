@@ -2,10 +2,11 @@
 
 from pathlib import Path
 
+from conftest import run_cli
+
 from audio2blendshape.checkpoint import save_checkpoint
 from audio2blendshape.config import load_config
 from audio2blendshape.model import SimplifiedModel
-from conftest import run_cli
 
 
 def test_grads_prints_the_report_for_the_seeds_batch(tmp_path: Path):
