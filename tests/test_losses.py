@@ -58,3 +58,18 @@ def test_saturation_guard_pulls_sunken_logits_back_and_is_off_by_default():
     assert terms["saturation"].item() == pytest.approx(36.0 / 4)
     terms["saturation"].backward()
     torch.testing.assert_close(logits.grad, torch.tensor([[-3.0, 0.0, 0.0, 0.0]]))
+
+
+def test_openness_term_scores_the_lip_gap():
+    loss = BlendshapeLoss(ARKIT_NAMES, LossConfig(openness=1.0))
+    target = torch.zeros(2, 52)
+    target[:, ARKIT.index("jawOpen")] = target[:, ARKIT.index("mouthClose")] = 0.1  # lips closed, jaw ajar
+    shifted = target.clone()
+    shifted[:, ARKIT.index("jawOpen")] += 0.2
+    shifted[:, ARKIT.index("mouthClose")] += 0.2  # both wrong, gap still closed
+    opened = target.clone()
+    opened[:, ARKIT.index("mouthClose")] = 0.0  # lips apart
+    assert loss(shifted, target)["openness"].item() == pytest.approx(0.0, abs=1e-12)
+    assert loss(opened, target)["openness"].item() == pytest.approx(0.01)
+    with pytest.raises(ValueError, match="jawOpen and mouthClose"):
+        BlendshapeLoss(("a", "b"), LossConfig(openness=1.0))

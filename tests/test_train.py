@@ -178,3 +178,21 @@ def test_frame_model_trains_through_the_same_loop(tmp_path: Path):
     assert curve[120] < curve[1] / 5, curve
     checkpoint = load_checkpoint(tmp_path / "run" / "last.safetensors")
     assert checkpoint.config.model.kind == "frame" and type(checkpoint.model).__name__ == "FrameModel"
+
+
+def test_init_from_starts_a_new_run_from_trained_weights(tmp_path: Path):
+    first = tmp_path / "first"
+    assert (
+        run_cli("train", str(write_config(tmp_path / "a.toml", first, steps=60)), "--no-report").returncode
+        == 0
+    )
+    second = tmp_path / "second"
+    config = write_config(tmp_path / "b.toml", second, steps=1, lr=1e-12)
+    result = run_cli(
+        "train", str(config), "--no-report", f"--set=train.init_from={first / 'last.safetensors'}"
+    )
+    assert result.returncode == 0, result.stderr
+    assert losses(second)[1] < losses(first)[1] / 5  # the same first batch, scored by trained weights
+    result = run_cli("train", str(config), "--no-report", "--set=train.init_from=missing.safetensors",
+                     f"--set=train.out_dir={tmp_path / 'third'}")  # fmt: skip
+    assert result.returncode == 2 and "missing.safetensors" in result.stderr

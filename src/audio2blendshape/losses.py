@@ -11,6 +11,9 @@ motion look smooth or jittery; it is off (weight 0) for window outputs ``(B, K)`
 All terms are means over every element, so their gradients are divided by ``B * K`` (``B * T * K``), not by
 the batch size alone as the seed's formulas state.
 
+``openness`` (off by default) is the error of the lip gap, jawOpen - mouthClose: the one number viewers
+read lip-sync from (closed on m/b/p, open on vowels), which per-shape errors weigh only indirectly.
+
 ``saturation`` (off by default, so the seed's loss is unchanged) guards the Sigmoid output: a shape that is
 rarely active (mouthClose, mouthPress) gets pushed towards 0 by most frames, its logit sinks to -12 and
 below, where the sigmoid's slope is ~1e-5 and the frames that need the shape can no longer pull it back —
@@ -52,9 +55,8 @@ class LossConfig:
     l1: float = 0.1  # weight of the mean absolute error (applied once; the seed applies 0.1 twice)
     perceptual: float = 0.5  # weight of the importance-weighted squared error
     velocity: float = 0.0  # weight of the frame-to-frame change error; per-frame outputs only
-    saturation: float = (
-        0.0  # weight of the hinge keeping output logits above LOGIT_FLOOR (0 = the seed's loss)
-    )
+    saturation: float = 0.0  # weight of the hinge keeping logits above LOGIT_FLOOR (0: the seed's loss)
+    openness: float = 0.0  # weight of the lip-gap error (jawOpen - mouthClose); rigs with both shapes only
 
 
 def shape_importance(names: Sequence[str]) -> torch.Tensor:
@@ -76,11 +78,15 @@ class BlendshapeLoss:
     def __init__(self, names: Sequence[str], config: LossConfig | None = None) -> None:
         self.config = config or LossConfig()
         self.importance = shape_importance(names)
+        rig = {n.lower(): i for i, n in enumerate(names)}
+        self.lip_gap = (rig.get("jawopen"), rig.get("mouthclose"))
+        if self.config.openness and None in self.lip_gap:
+            raise ValueError("the openness term needs jawOpen and mouthClose among the curve names")
 
     def weights(self) -> dict[str, float]:
         c = self.config
         return {"mse": c.mse, "l1": c.l1, "perceptual": c.perceptual, "velocity": c.velocity,
-                "saturation": c.saturation}  # fmt: skip
+                "saturation": c.saturation, "openness": c.openness}  # fmt: skip
 
     def __call__(self, pred: torch.Tensor, target: torch.Tensor) -> dict[str, torch.Tensor]:
         if pred.shape != target.shape:
@@ -99,6 +105,10 @@ class BlendshapeLoss:
             raise ValueError("the velocity term needs per-frame outputs (B, T, K)")
         if self.config.saturation:
             terms["saturation"] = saturation_penalty(pred)
+        if self.config.openness:
+            jaw, close = self.lip_gap
+            gap_error = error[..., jaw] - error[..., close]
+            terms["openness"] = gap_error.pow(2).mean()
         weights = self.weights()
         total = torch.stack([weights[name] * value for name, value in terms.items()]).sum()
         terms["total"] = total

@@ -253,7 +253,7 @@ def loss_gradient(pred: Tensor, target: Tensor, importance: Tensor, weights: Los
         l1:         sign(p - t) / n          (sign(0) = 0, as autograd's abs)
         perceptual: 2 w_k (p - t) / n
     """
-    if weights.velocity or weights.saturation:
+    if weights.velocity or weights.saturation or weights.openness:
         raise ValueError("the hand-written backward covers the seed's loss: mse, l1 and perceptual only")
     error = pred - target
     n = error.numel()

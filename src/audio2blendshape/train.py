@@ -160,6 +160,17 @@ def resume_step(path: Path, model: BlendshapeModel, optimizer: torch.optim.Optim
     return checkpoint.step
 
 
+def initialise_from(path: Path, model: BlendshapeModel, names: tuple[str, ...]) -> None:
+    """Start from another run's weights (fine-tuning): same model, same names, optimizer state fresh."""
+    source = load_checkpoint(path)
+    if tuple(n.lower() for n in source.names) != tuple(n.lower() for n in names):
+        raise ValueError(f"{path}: its {len(source.names)} curve names are not this dataset's {len(names)}")
+    try:
+        model.load_state_dict(source.model.state_dict(), strict=True)
+    except RuntimeError as error:
+        raise ValueError(f"{path}: its weights do not fit this config's model ({error})") from error
+
+
 def train(config: Config) -> dict[str, Any]:
     """Train a model as ``config`` says; returns the last logged metrics."""
     t = config.train
@@ -172,6 +183,8 @@ def train(config: Config) -> dict[str, Any]:
     out_dir = Path(t.out_dir)
     checkpoint_path = out_dir / CHECKPOINT_NAME
     start = resume_step(checkpoint_path, model, optimizer, config) if checkpoint_path.exists() else 0
+    if not start and t.init_from:
+        initialise_from(Path(t.init_from), model, names)
     if start and runtime.is_main:
         log.info("resuming %s from step %d", checkpoint_path, start)
     ddp_model = nn.parallel.DistributedDataParallel(model) if runtime.world > 1 else model
