@@ -27,7 +27,7 @@ from tqdm import tqdm
 from .checkpoint import build_model, load_checkpoint, save_checkpoint
 from .config import Config, config_to_dict
 from .dataset import WindowDataset, collate
-from .diagnostics import check_gradients, finite_loss_or_raise, gradient_norms
+from .diagnostics import GradientFinding, check_gradients, finite_loss_or_raise, gradient_norms
 from .losses import BlendshapeLoss
 from .metrics import MetricsLog
 from .model import BlendshapeModel
@@ -171,6 +171,39 @@ def initialise_from(path: Path, model: BlendshapeModel, names: tuple[str, ...]) 
         raise ValueError(f"{path}: its weights do not fit this config's model ({error})") from error
 
 
+def restore(
+    path: Path,
+    model: BlendshapeModel,
+    optimizer: torch.optim.Optimizer,
+    config: Config,
+    names: tuple[str, ...],
+    runtime: Runtime,
+) -> int:
+    """The first step to run: resume from ``path`` if it exists, else start (from ``init_from`` if set)."""
+    if path.exists():
+        start = resume_step(path, model, optimizer, config)
+        if runtime.is_main:
+            log.info("resuming %s from step %d", path, start)
+        return start
+    if config.train.init_from:
+        initialise_from(Path(config.train.init_from), model, names)
+    return 0
+
+
+def step_record(
+    terms: dict[str, torch.Tensor],
+    lr: float,
+    grad_norm: float,
+    findings: list[GradientFinding],
+    norms: dict[str, float | None],
+) -> dict[str, Any]:
+    """A logged step's metrics: loss terms, learning rate, gradient norms (total, per parameter), findings."""
+    record: dict[str, Any] = {f"train/{k}": float(v.detach()) for k, v in terms.items()}
+    record.update({"lr": lr, "grad_norm": grad_norm, "grad_findings": [f.message() for f in findings]})
+    record.update({f"grad/{name}": norm for name, norm in norms.items()})
+    return record
+
+
 def train(config: Config) -> dict[str, Any]:
     """Train a model as ``config`` says; returns the last logged metrics."""
     t = config.train
@@ -182,11 +215,7 @@ def train(config: Config) -> dict[str, Any]:
     optimizer = torch.optim.AdamW(model.parameters(), lr=t.lr, weight_decay=t.weight_decay)
     out_dir = Path(t.out_dir)
     checkpoint_path = out_dir / CHECKPOINT_NAME
-    start = resume_step(checkpoint_path, model, optimizer, config) if checkpoint_path.exists() else 0
-    if not start and t.init_from:
-        initialise_from(Path(t.init_from), model, names)
-    if start and runtime.is_main:
-        log.info("resuming %s from step %d", checkpoint_path, start)
+    start = restore(checkpoint_path, model, optimizer, config, names, runtime)
     ddp_model = nn.parallel.DistributedDataParallel(model) if runtime.world > 1 else model
     loss_fn = BlendshapeLoss(names, config.loss)
     metrics = MetricsLog(out_dir / "metrics.jsonl", start, runtime.is_main, t.tensorboard)
@@ -217,13 +246,7 @@ def train(config: Config) -> dict[str, Any]:
         loss_value = float(terms["total"].detach())
         progress.update(1)
         progress.set_postfix(loss=f"{loss_value:.4f}", grad=f"{grad_norm:.3f}")
-        record: dict[str, Any] = {}
-        if logging_step:
-            record.update({f"train/{k}": float(v.detach()) for k, v in terms.items()})
-            record.update(
-                {"lr": lr, "grad_norm": grad_norm, "grad_findings": [f.message() for f in findings]}
-            )
-            record.update({f"grad/{name}": norm for name, norm in norms.items()})
+        record = step_record(terms, lr, grad_norm, findings, norms) if logging_step else {}
         if (done % t.eval_every == 0 or done == t.max_steps) and runtime.is_main:
             record.update(evaluate(model, val_set, loss_fn, config, runtime.device))
             progress.write(f"step {done}: train {loss_value:.5f}  val {record['val/total']:.5f}")
