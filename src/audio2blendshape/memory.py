@@ -86,6 +86,7 @@ def memory_report(
 ) -> MemoryReport:
     params = [p for p in model.parameters() if p.requires_grad]
     count = sum(p.numel() for p in params)
+    rss = process_rss_bytes()
     optimizer_bytes = 0
     if optimizer is not None:
         for state in optimizer.state.values():
@@ -97,6 +98,7 @@ def memory_report(
         optimizer_bytes=optimizer_bytes,
         activation_bytes=activation_bytes,
         seed_estimate_bytes=count * 2 * 4,
-        process_rss_bytes=process_rss_bytes(),
-        process_peak_rss_bytes=peak_rss_bytes(),
+        process_rss_bytes=rss,
+        # ru_maxrss is sampled by the kernel and can trail VmRSS read a moment later
+        process_peak_rss_bytes=max(peak_rss_bytes(), rss),
     )
