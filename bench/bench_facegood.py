@@ -10,7 +10,7 @@ rig's own 30 fps beside two baselines:
 
 Prints a table of MSE and mean per-channel Pearson correlation (over channels that move in the labels).
 
-    python bench/bench_facegood.py [--work /tmp/facegood-bench] [--steps 1500]
+    python bench/bench_facegood.py [--work /tmp/facegood-bench] [--steps 800]
 """
 
 from __future__ import annotations
@@ -73,7 +73,7 @@ def main() -> None:
     parser.add_argument(
         "--work", type=Path, default=Path("/tmp/facegood-bench"), help="dataset and run folder"
     )
-    parser.add_argument("--steps", type=int, default=1500, help="training steps")
+    parser.add_argument("--steps", type=int, default=800, help="training steps")
     args = parser.parse_args()
     if not FACEGOOD.exists():
         sys.exit(f"{FACEGOOD} is absent: this benchmark needs ../shared beside the repository")
