@@ -42,16 +42,22 @@ class AudioError(ValueError):
     """Audio that cannot be used, with the file (or 'array') named in the message."""
 
 
-def load_audio(path: str | Path, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
-    """Read WAV/FLAC/OGG/MP3 (anything libsndfile reads), downmix to mono, resample.
-
-    Returns float32 samples of shape ``(n,)`` at ``sample_rate``.
-    """
+def check_audio_file(path: str | Path) -> Path:
+    """The path, after the checks every reader makes first: it exists and is not empty."""
     path = Path(path)
     if not path.is_file():
         raise AudioError(f"{path}: no such audio file")
     if path.stat().st_size == 0:
         raise AudioError(f"{path}: the file is empty (0 bytes)")
+    return path
+
+
+def load_audio(path: str | Path, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
+    """Read WAV/FLAC/OGG/MP3 (anything libsndfile reads), downmix to mono, resample.
+
+    Returns float32 samples of shape ``(n,)`` at ``sample_rate``.
+    """
+    path = check_audio_file(path)
     try:
         data, file_rate = soundfile.read(str(path), dtype="float32", always_2d=True)
     except (soundfile.LibsndfileError, RuntimeError, TypeError) as error:

@@ -19,7 +19,7 @@ import soundfile
 import soxr
 import torch
 
-from audio2blendshape.audio import SAMPLE_RATE, AudioError, AudioInput, prepare_waveform
+from audio2blendshape.audio import SAMPLE_RATE, AudioError, AudioInput, check_audio_file, prepare_waveform
 
 BLOCK_SECONDS = 10.0  # audio decoded per read
 _EMPTY = np.zeros(0, dtype=np.float32)
@@ -123,11 +123,7 @@ class FileStream(SampleStream):
     """An audio file decoded block by block, downmixed and resampled to 16 kHz as ``load_audio`` does."""
 
     def __init__(self, path: str | Path) -> None:
-        path = Path(path)
-        if not path.is_file():
-            raise AudioError(f"{path}: no such audio file")
-        if path.stat().st_size == 0:
-            raise AudioError(f"{path}: the file is empty (0 bytes)")
+        path = check_audio_file(path)
         try:
             file = soundfile.SoundFile(str(path))
         except (soundfile.LibsndfileError, RuntimeError, TypeError) as error:
