@@ -61,10 +61,18 @@ def gradient_norms(model: nn.Module) -> dict[str, float | None]:
     return norms
 
 
-def check_gradients(model: nn.Module, threshold: float = 10.0, warn: bool = True) -> list[GradientFinding]:
-    """The seed's check: parameters with no, zero, non-finite or larger-than-``threshold`` gradients."""
+def check_gradients(
+    model: nn.Module,
+    threshold: float = 10.0,
+    warn: bool = True,
+    norms: dict[str, float | None] | None = None,
+) -> list[GradientFinding]:
+    """The seed's check: parameters with no, zero, non-finite or larger-than-``threshold`` gradients.
+
+    ``norms`` are ``gradient_norms(model)`` when the caller already has them.
+    """
     findings = []
-    for name, norm in gradient_norms(model).items():
+    for name, norm in (norms if norms is not None else gradient_norms(model)).items():
         if not model.get_parameter(name).requires_grad:
             continue
         finding: GradientFinding | None = None

@@ -7,6 +7,7 @@ total norm before and after clipping, memory accounting and a gradient-flow plot
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -73,17 +74,16 @@ def gradient_report(
     """
     model.train()
     model.zero_grad(set_to_none=True)
-    optimizer_free = memory_report(model)
     pred, activation_bytes = saved_activation_bytes(lambda: model(mel))
     terms = loss_fn(pred, model.target(curves))
     terms["total"].backward()
     norms = gradient_norms(model)
-    findings = check_gradients(model, warn_norm)
+    findings = check_gradients(model, warn_norm, norms=norms)
     before = float(torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm))
     after = math.sqrt(sum(float(p.grad.norm()) ** 2 for p in model.parameters() if p.grad is not None))
     memory = memory_report(model, activation_bytes=activation_bytes)
     # AdamW's state is not built yet; it is exactly two float32 buffers per parameter.
-    memory = MemoryReport(**{**memory.__dict__, "optimizer_bytes": 2 * optimizer_free.parameter_bytes})
+    memory = dataclasses.replace(memory, optimizer_bytes=2 * memory.parameter_bytes)
     plot = plot_gradient_flow(norms, plot_path) if plot_path else None
     return GradientReport(
         losses={k: float(v.detach()) for k, v in terms.items()},

@@ -237,8 +237,8 @@ def train(config: Config) -> dict[str, Any]:
 
         done = step + 1
         logging_step = done % t.log_every == 0 or done == 1 or done == t.max_steps
-        norms = gradient_norms(model) if logging_step else {}
-        findings = check_gradients(model, t.grad_warn_norm, warn=logging_step)
+        norms = gradient_norms(model)
+        findings = check_gradients(model, t.grad_warn_norm, warn=logging_step, norms=norms)
         grad_norm = float(nn.utils.clip_grad_norm_(model.parameters(), t.grad_clip))
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
