@@ -179,6 +179,14 @@ def test_frame_model_trains_through_the_same_loop(tmp_path: Path):
     checkpoint = load_checkpoint(tmp_path / "run" / "last.safetensors")
     assert checkpoint.config.model.kind == "frame" and type(checkpoint.model).__name__ == "FrameModel"
 
+    # Warped and tilted features: the same first batch scores differently, and the model still learns.
+    augmented = tmp_path / "augmented"
+    result = run_cli("train", str(config), "--no-report", f"--set=train.out_dir={augmented.as_posix()!r}",
+                     "--set=data.feature_warp=0.1", "--set=data.feature_tilt=0.25")  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    warped = losses(augmented)
+    assert warped[1] != curve[1] and warped[120] < warped[1] / 5, warped
+
 
 def test_init_from_starts_a_new_run_from_trained_weights(tmp_path: Path):
     first = tmp_path / "first"

@@ -59,6 +59,8 @@ class DataConfig:
     window_frames: int = 300  # mel frames per training window (300 = the seed's 3 s)
     train_windows: int = 512  # synthetic source: training windows generated
     val_windows: int = 64  # synthetic source: validation windows generated (different seed)
+    feature_warp: float = 0.0  # training windows' mel axis stretched by a factor in [1 - w, 1 + w] (voices)
+    feature_tilt: float = 0.0  # training windows get a spectral tilt of up to +-this, in feature units
 
 
 MODEL_KINDS = ("simplified", "frame")

@@ -28,6 +28,7 @@ from .checkpoint import build_model, load_checkpoint, save_checkpoint
 from .config import Config, config_to_dict
 from .dataset import WindowDataset, collate
 from .diagnostics import GradientFinding, check_gradients, finite_loss_or_raise, gradient_norms
+from .feature_augment import augment_features
 from .losses import BlendshapeLoss
 from .metrics import MetricsLog
 from .model import BlendshapeModel
@@ -229,6 +230,8 @@ def train(config: Config) -> dict[str, Any]:
         torch.manual_seed(derived_seed(t.seed, 0, step, runtime.rank))  # this step's dropout masks
         mel, curves = collate(train_set, batch_indices(step, len(train_set), config, runtime))
         mel, curves = mel.to(runtime.device), curves.to(runtime.device)
+        augment_seed = derived_seed(t.seed, 2, step, runtime.rank)  # purpose 2: feature augmentation
+        mel = augment_features(mel, config.data.feature_warp, config.data.feature_tilt, augment_seed)
 
         pred = ddp_model(mel)
         terms = loss_fn(pred, model.target(curves))
