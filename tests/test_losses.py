@@ -73,3 +73,21 @@ def test_openness_term_scores_the_lip_gap():
     assert loss(opened, target)["openness"].item() == pytest.approx(0.01)
     with pytest.raises(ValueError, match="jawOpen and mouthClose"):
         BlendshapeLoss(("a", "b"), LossConfig(openness=1.0))
+
+
+def test_closure_term_weighs_only_lips_left_open_where_labels_close_them():
+    loss = BlendshapeLoss(ARKIT_NAMES, LossConfig(closure=1.0))
+    jaw, close = ARKIT.index("jawOpen"), ARKIT.index("mouthClose")
+    target = torch.zeros(3, 52)
+    target[0, jaw] = target[0, close] = 0.1  # frame 0: lips closed (gap 0)
+    target[1, jaw] = 0.5  # frame 1: open vowel (gap 0.5)
+    target[2, jaw] = 0.1  # frame 2: gap 0.1, above LIPS_CLOSED_MAX_GAP: not closed
+    pred = target.clone()
+    pred[:, jaw] += 0.2  # every gap 0.2 wider than the label's
+    assert "closure" not in BlendshapeLoss(ARKIT_NAMES)(pred, target)
+    assert loss(pred, target)["closure"].item() == pytest.approx(0.04 / 3)  # frame 0 alone counts
+    narrower = target.clone()
+    narrower[0, close] += 0.2  # lips pressed harder than labelled: no closure penalty
+    assert loss(narrower, target)["closure"].item() == pytest.approx(0.0, abs=1e-12)
+    with pytest.raises(ValueError, match="jawOpen and mouthClose"):
+        BlendshapeLoss(("a", "b"), LossConfig(closure=1.0))

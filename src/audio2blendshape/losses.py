@@ -14,6 +14,12 @@ the batch size alone as the seed's formulas state.
 ``openness`` (off by default) is the error of the lip gap, jawOpen - mouthClose: the one number viewers
 read lip-sync from (closed on m/b/p, open on vowels), which per-shape errors weigh only indirectly.
 
+``closure`` (off by default) adds, where the labels' lips touch (gap at most ``LIPS_CLOSED_MAX_GAP``), the
+squared amount by which the predicted gap is wider than the label's. Squared error alone predicts the mean of
+what the audio allows, so an m the model is 70% sure of comes out half-open and reads as no closure; with
+this term a closure the model is fairly sure of comes out closed. Narrower-than-label gaps are not weighted
+more: lips that touch a little early or late look right, lips that never touch look wrong.
+
 ``saturation`` (off by default, so the seed's loss is unchanged) guards the Sigmoid output: a shape that is
 rarely active (mouthClose, mouthPress) gets pushed towards 0 by most frames, its logit sinks to -12 and
 below, where the sigmoid's slope is ~1e-5 and the frames that need the shape can no longer pull it back —
@@ -27,6 +33,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
+
+from .visemes import LIPS_CLOSED_MAX_GAP
 
 # (name fragment, importance), first match wins; matched case-insensitively against every rig's names.
 IMPORTANCE_RULES: tuple[tuple[str, float], ...] = (
@@ -57,6 +65,7 @@ class LossConfig:
     velocity: float = 0.0  # weight of the frame-to-frame change error; per-frame outputs only
     saturation: float = 0.0  # weight of the hinge keeping logits above LOGIT_FLOOR (0: the seed's loss)
     openness: float = 0.0  # weight of the lip-gap error (jawOpen - mouthClose); rigs with both shapes only
+    closure: float = 0.0  # weight of gaps left open where the labels' lips touch; rigs with both shapes only
 
 
 def shape_importance(names: Sequence[str]) -> torch.Tensor:
@@ -80,13 +89,13 @@ class BlendshapeLoss:
         self.importance = shape_importance(names)
         rig = {n.lower(): i for i, n in enumerate(names)}
         self.lip_gap = (rig.get("jawopen"), rig.get("mouthclose"))
-        if self.config.openness and None in self.lip_gap:
-            raise ValueError("the openness term needs jawOpen and mouthClose among the curve names")
+        if (self.config.openness or self.config.closure) and None in self.lip_gap:
+            raise ValueError("the openness and closure terms need jawOpen and mouthClose among the names")
 
     def weights(self) -> dict[str, float]:
         c = self.config
         return {"mse": c.mse, "l1": c.l1, "perceptual": c.perceptual, "velocity": c.velocity,
-                "saturation": c.saturation, "openness": c.openness}  # fmt: skip
+                "saturation": c.saturation, "openness": c.openness, "closure": c.closure}  # fmt: skip
 
     def __call__(self, pred: torch.Tensor, target: torch.Tensor) -> dict[str, torch.Tensor]:
         if pred.shape != target.shape:
@@ -105,10 +114,14 @@ class BlendshapeLoss:
             raise ValueError("the velocity term needs per-frame outputs (B, T, K)")
         if self.config.saturation:
             terms["saturation"] = saturation_penalty(pred)
-        if self.config.openness:
+        if self.config.openness or self.config.closure:
             jaw, close = self.lip_gap
             gap_error = error[..., jaw] - error[..., close]
-            terms["openness"] = gap_error.pow(2).mean()
+            if self.config.openness:
+                terms["openness"] = gap_error.pow(2).mean()
+            if self.config.closure:
+                closed = (target[..., jaw] - target[..., close] <= LIPS_CLOSED_MAX_GAP).to(pred.dtype)
+                terms["closure"] = (torch.relu(gap_error).pow(2) * closed).mean()
         weights = self.weights()
         total = torch.stack([weights[name] * value for name, value in terms.items()]).sum()
         terms["total"] = total
