@@ -40,3 +40,30 @@ def test_errors_are_one_line_with_the_file_named(tmp_path: Path):
     assert "missing.safetensors: no such checkpoint" in result.stderr and "Traceback" not in result.stderr
     result = run_cli("animate", str(tmp_path / "nothing.wav"))
     assert result.returncode == 2 and "nothing.wav" in result.stderr
+
+
+def test_help_lists_every_command_without_importing_torch():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\nfrom audio2blendshape.cli import main\n"
+        "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+        "print('torch imported:', 'torch' in sys.modules)"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert "torch imported: False" in result.stdout
+    from audio2blendshape.cli import build_parser
+
+    full = build_parser()._subparsers._group_actions[0].choices
+    for command in full:
+        assert f"    {command} " in result.stdout  # every real command is listed, with its help
+    assert set(full) == set(build_parser("")._subparsers._group_actions[0].choices)
+
+
+def test_each_command_parses_with_only_its_own_module(tmp_path: Path):
+    result = run_cli("evaluate", "--help")
+    assert result.returncode == 0 and "--split" in result.stdout
+    result = run_cli("data", "stats", str(tmp_path / "missing"))
+    assert result.returncode == 2 and "missing/names.txt" in result.stderr

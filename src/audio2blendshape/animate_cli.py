@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from audio2blendshape.audio import AudioError
+from audio2blendshape.cli import COMMAND_HELP
 from audio2blendshape.resample import check_fps
 from audio2blendshape.writers import FORMATS, WRITERS, WriterError, format_from_suffix
 
@@ -145,7 +146,7 @@ def run_jobs(args: argparse.Namespace) -> int:
 def register(subparsers: Any) -> None:
     """Add the top-level ``animate`` command to an argparse subparsers object."""
     parser = subparsers.add_parser(
-        "animate", help="speech audio -> blendshape animation (Live Link Face CSV, JSON or NPY)",
+        "animate", help=COMMAND_HELP["animate"],
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
     )  # fmt: skip
     parser.add_argument("audio", nargs="+", help="audio files and/or directories of audio files")

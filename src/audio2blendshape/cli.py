@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import logging
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from .audio import WINDOW_FRAMES
@@ -95,13 +96,41 @@ def _run_grads(args: argparse.Namespace) -> int:
 def _add_data(subparsers: argparse._SubParsersAction) -> None:
     from . import data_tools, importers, label_cli, synth
 
-    parser = subparsers.add_parser("data", help="make, import, label, inspect and check datasets")
+    parser = subparsers.add_parser("data", help=COMMAND_HELP["data"])
     verbs = parser.add_subparsers(dest="data_command", required=True)
     for module in (synth, label_cli, importers, data_tools):
         module.register(verbs)
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _add_module(name: str) -> Callable[[argparse._SubParsersAction], None]:
+    def register(subparsers: argparse._SubParsersAction) -> None:
+        importlib.import_module(f".{name}", __package__).register(subparsers)
+
+    return register
+
+
+# One-line help of the commands whose modules import torch: `audio2blendshape --help` shows it without
+# importing them, and each module's register() takes its text from here.
+COMMAND_HELP: dict[str, str] = {
+    "data": "make, import, label, inspect and check datasets",
+    "animate": "speech audio -> blendshape animation (Live Link Face CSV, JSON or NPY)",
+    "stream": "animate a file or the microphone live to VMC/Live Link/WS",
+    "export-onnx": "export a FrameModel checkpoint to one ONNX file",
+    "evaluate": "score checkpoints on a split: errors and lip sync",
+    "preview": "animate an audio file and write a PNG plot of the curves or an MP4 of a 2D face",
+}
+# Only the module of the command being run is imported, so --help and a mistyped command answer at once.
+LAZY_COMMANDS: tuple[tuple[Callable[[argparse._SubParsersAction], None], tuple[str, ...]], ...] = (
+    (_add_data, ("data",)),
+    (_add_module("animate_cli"), ("animate",)),
+    (_add_module("stream_cli"), ("stream", "export-onnx")),
+    (_add_module("evaluate"), ("evaluate",)),
+    (_add_module("preview"), ("preview",)),
+)
+
+
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The full parser, or (``command`` given) one whose other torch-importing commands are stubs."""
     parser = argparse.ArgumentParser(
         prog="audio2blendshape", description="Speech audio to ARKit blendshape animation."
     )
@@ -109,19 +138,23 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", required=True)
     _add_train(subparsers)
     _add_grads(subparsers)
-    _add_data(subparsers)
-    from . import animate_cli, evaluate, preview, stream_cli
-
-    animate_cli.register(subparsers)
-    stream_cli.register(subparsers)
-    evaluate.register(subparsers)
-    preview.register(subparsers)
+    for register, names in LAZY_COMMANDS:
+        if command is None or command in names:
+            register(subparsers)
+        else:
+            for name in names:
+                subparsers.add_parser(name, help=COMMAND_HELP[name], add_help=False)
     return parser
 
 
+def _command(argv: Sequence[str]) -> str:
+    """The command word of ``argv`` ("" when there is none): the first argument that is not an option."""
+    return next((arg for arg in argv if not arg.startswith("-")), "")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = build_parser(_command(argv)).parse_args(argv)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(message)s"
     )

@@ -28,6 +28,7 @@ from audio2blendshape import corpus
 from audio2blendshape import lipsync_metrics as metrics
 from audio2blendshape.audio import HOP_LENGTH, SAMPLE_RATE
 from audio2blendshape.baselines import Animate, baseline_rows, load_label_curves, train_statistics
+from audio2blendshape.cli import COMMAND_HELP
 from audio2blendshape.corpus import MANIFEST_FILE, SPLITS, CorpusError
 from audio2blendshape.corpus_windows import resample_curves
 from audio2blendshape.names import Rig
@@ -308,7 +309,7 @@ def evaluate_predictor(
 def register(subparsers: Any) -> None:
     """Add the top-level ``evaluate`` command to an argparse subparsers object."""
     # fmt: off
-    parser = subparsers.add_parser("evaluate", help="score checkpoints on a split: errors and lip sync")
+    parser = subparsers.add_parser("evaluate", help=COMMAND_HELP["evaluate"])
     parser.add_argument("checkpoints", nargs="*", metavar="CHECKPOINT",
                         help="checkpoint files; 'default': the bundled model; none: oracle and baselines")
     parser.add_argument("--data", type=Path, required=True, help="dataset directory")

@@ -23,6 +23,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from audio2blendshape.audio import SAMPLE_RATE, load_audio, prepare_waveform
+from audio2blendshape.cli import COMMAND_HELP
 from audio2blendshape.corpus import atomic_write
 from audio2blendshape.face2d import FaceRenderer, FaceRigError
 
@@ -360,7 +361,7 @@ def register(subparsers: Any) -> None:
     """Add the top-level ``preview`` command to an argparse subparsers object."""
     parser = subparsers.add_parser(
         "preview",
-        help="animate an audio file and write a PNG plot of the curves or an MP4 of a 2D face",
+        help=COMMAND_HELP["preview"],
         description="Animate AUDIO with a checkpoint and write OUT: a .png plots the most active curves "
         "over time (any rig); an .mp4 draws a 2D face moved by the ARKit weights, with the audio. Phoneme "
         "marks are shown when AUDIO has a sidecar <stem>.phonemes.json or is a dataset clip (audio/<id>.wav "

@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from audio2blendshape.cli import COMMAND_HELP
 from audio2blendshape.live import LiveOutputs
 from audio2blendshape.streamer import FrameModelLike, Streamer, StreamFrames
 
@@ -42,7 +43,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _add_stream(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("stream", help="animate a file or the microphone live to VMC/Live Link/WS")
+    parser = subparsers.add_parser("stream", help=COMMAND_HELP["stream"])
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("input", nargs="?", help="an audio file to stream")
     source.add_argument("--mic", action="store_true", help="stream the default (or --mic-device) microphone")
@@ -74,7 +75,7 @@ def _add_stream(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _add_export(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("export-onnx", help="export a FrameModel checkpoint to one ONNX file")
+    parser = subparsers.add_parser("export-onnx", help=COMMAND_HELP["export-onnx"])
     parser.add_argument("--checkpoint", help="a .safetensors checkpoint (default: the bundled one)")
     parser.add_argument("-o", "--output", required=True, help="the .onnx file to write")
     parser.add_argument("--streaming", action="store_true", help="the fixed-window streaming variant")
