@@ -204,3 +204,33 @@ def test_init_from_starts_a_new_run_from_trained_weights(tmp_path: Path):
     result = run_cli("train", str(config), "--no-report", "--set=train.init_from=missing.safetensors",
                      f"--set=train.out_dir={tmp_path / 'third'}")  # fmt: skip
     assert result.returncode == 2 and "missing.safetensors" in result.stderr
+
+
+def test_init_from_another_rig_keeps_the_encoder_and_shared_shapes(tmp_path: Path):
+    import torch
+
+    from audio2blendshape.checkpoint import build_model, save_checkpoint
+    from audio2blendshape.config import load_config
+    from audio2blendshape.names import ARKIT_NAMES
+    from audio2blendshape.train import initialise_from
+
+    config = load_config(None, ["model.kind='frame'", "frame.d_model=16", "frame.conv_layers=1",
+                                "frame.d_attention=8", "frame.decoder_hidden=8"])  # fmt: skip
+    torch.manual_seed(0)
+    source = build_model(config, len(ARKIT_NAMES))
+    path = save_checkpoint(tmp_path / "arkit.safetensors", source, config, ARKIT_NAMES, 10)
+    rig = ("jawOpen", "custom_brow", "MOUTHCLOSE")
+    torch.manual_seed(1)
+    model = build_model(config, len(rig))
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    initialise_from(path, model, rig)
+    after, original = model.state_dict(), source.state_dict()
+    per_shape = model.per_shape_parameters()
+    assert per_shape == {"blendshape_queries", "decoder.3.weight", "decoder.3.bias"}
+    for key in after.keys() - per_shape:
+        assert torch.equal(after[key], original[key]), key  # the rig-free encoder comes across whole
+    jaw, close = ARKIT_NAMES.index("jawOpen"), ARKIT_NAMES.index("mouthClose")
+    for key in per_shape:
+        assert torch.equal(after[key][0], original[key][jaw])
+        assert torch.equal(after[key][2], original[key][close])
+        assert torch.equal(after[key][1], before[key][1])  # a name ARKit lacks starts fresh

@@ -23,7 +23,6 @@ blinks and gaze.
 from __future__ import annotations
 
 import contextlib
-import importlib.resources
 import logging
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
@@ -42,7 +41,7 @@ from audio2blendshape.audio import (
     AudioInput,
     log_mel_from_waveform,
 )
-from audio2blendshape.checkpoint import load_checkpoint
+from audio2blendshape.checkpoint import load_checkpoint, load_default_checkpoint
 from audio2blendshape.frame_model import FrameModel
 from audio2blendshape.idle import IdleLayer
 from audio2blendshape.model import BlendshapeModel, SimplifiedModel
@@ -53,7 +52,6 @@ from audio2blendshape.writers import Animation
 
 log = logging.getLogger(__name__)
 
-DEFAULT_CHECKPOINT = "assets/default.safetensors"  # inside the package
 # Samples read beyond a chunk's frames on each side: at least the 200 a frame reaches, in whole hops.
 FEATURE_MARGIN = 2 * HOP_LENGTH
 CHUNK_SECONDS = 20.0  # audio per chunk by default: overlaps cost ~2 %, temporaries ~60 MB
@@ -294,9 +292,7 @@ class Animator:
         if path is not None:
             checkpoint = load_checkpoint(path)
             return cls(checkpoint.model, checkpoint.names, device, str(path))
-        resource = importlib.resources.files("audio2blendshape").joinpath(DEFAULT_CHECKPOINT)
-        with importlib.resources.as_file(resource) as file:
-            checkpoint = load_checkpoint(file)
+        checkpoint = load_default_checkpoint()
         return cls(checkpoint.model, checkpoint.names, device, "default checkpoint")
 
     @classmethod

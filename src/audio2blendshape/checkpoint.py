@@ -7,6 +7,7 @@ target and renames it into place, so a run killed mid-save leaves the previous c
 
 from __future__ import annotations
 
+import importlib.resources
 import json
 import os
 from dataclasses import dataclass, field
@@ -144,6 +145,16 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> Che
     optimizer_tensors = {k: v for k, v in tensors.items() if k.startswith("optimizer.")}
     optimizer_state = _optimizer_state(optimizer_tensors, groups) if groups else None
     return Checkpoint(model.to(device).eval(), config, names, step, optimizer_state, extra)
+
+
+DEFAULT_CHECKPOINT = "assets/default.safetensors"  # the bundled model, inside the package
+
+
+def load_default_checkpoint(device: str | torch.device = "cpu") -> Checkpoint:
+    """The model bundled with the package (what ``animate`` uses without ``--checkpoint``)."""
+    resource = importlib.resources.files("audio2blendshape").joinpath(DEFAULT_CHECKPOINT)
+    with importlib.resources.as_file(resource) as file:
+        return load_checkpoint(file, device)
 
 
 def release_checkpoint(source: str | Path, target: str | Path) -> Path:

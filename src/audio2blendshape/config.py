@@ -44,7 +44,7 @@ class TrainConfig:
     eval_every: int = 100  # steps between validation passes (and at the last step)
     checkpoint_every: int = 100  # steps between checkpoints (and at the last step)
     seed: int = 0  # seeds initialisation, data order and dropout; the same seed gives the same run
-    init_from: str = ""  # a checkpoint whose weights start the run (fine-tuning); "" = random initialisation
+    init_from: str = ""  # checkpoint whose weights start the run ("default": the bundled one; "": random)
     device: str = "auto"  # "auto" (cuda when available), "cpu", "cuda", "cuda:1", ...
     progress: bool = True  # show a tqdm progress bar on rank 0
     tensorboard: bool = False  # also write TensorBoard events (needs the tensorboard extra)

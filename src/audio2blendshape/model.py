@@ -115,6 +115,18 @@ class BlendshapeModel(nn.Module):
         """Curves ``(B, T, K)`` at the feature rate -> the target of ``forward``'s output."""
         raise NotImplementedError
 
+    def per_shape_parameters(self) -> set[str]:
+        """Names of the parameters with one row per blendshape: the queries and per-shape output layers.
+
+        Everything else (the audio encoder, attention projections, shared decoder layers) does not depend on
+        the rig, which is what lets a model trained on one rig start another (``train.init_from``).
+        """
+        names = {"blendshape_queries"}
+        for prefix, module in self.named_modules():
+            if isinstance(module, PerShapeLinear):
+                names |= {f"{prefix}.{name}" for name, _ in module.named_parameters()}
+        return names
+
 
 class SimplifiedModel(BlendshapeModel):
     """The seed's model. ``forward``: mel ``(B, T, n_mels)`` -> weights ``(B, K)`` in [0, 1]."""

@@ -24,7 +24,7 @@ import torch.distributed as dist
 from torch import nn
 from tqdm import tqdm
 
-from .checkpoint import build_model, load_checkpoint, save_checkpoint
+from .checkpoint import build_model, load_checkpoint, load_default_checkpoint, save_checkpoint
 from .config import Config, config_to_dict
 from .dataset import WindowDataset, collate
 from .diagnostics import GradientFinding, check_gradients, finite_loss_or_raise, gradient_norms
@@ -162,14 +162,33 @@ def resume_step(path: Path, model: BlendshapeModel, optimizer: torch.optim.Optim
 
 
 def initialise_from(path: Path, model: BlendshapeModel, names: tuple[str, ...]) -> None:
-    """Start from another run's weights (fine-tuning): same model, same names, optimizer state fresh."""
-    source = load_checkpoint(path)
-    if tuple(n.lower() for n in source.names) != tuple(n.lower() for n in names):
-        raise ValueError(f"{path}: its {len(source.names)} curve names are not this dataset's {len(names)}")
+    """Start from another run's weights (fine-tuning), optimizer state fresh.
+
+    The source may have another rig: per-shape rows (queries, per-shape output layers) are copied for the
+    names both rigs share (case-insensitive) and start fresh for the others, so a model trained on ARKit can
+    start a 116-shape rig with its audio encoder. Everything else must fit this config's model exactly.
+    ``default`` names the bundled model.
+    """
+    source = load_default_checkpoint() if str(path) == "default" else load_checkpoint(path)
+    state = source.model.state_dict()
+    fresh = model.state_dict()
+    source_rows = {name.lower(): row for row, name in enumerate(source.names)}
+    rows = [source_rows.get(name.lower()) for name in names]
+    for key in model.per_shape_parameters():
+        if key not in state:
+            continue  # another model kind: load_state_dict below reports the mismatch
+        merged = fresh[key].clone()
+        for row, source_row in enumerate(rows):
+            if source_row is not None and merged.shape[1:] == state[key].shape[1:]:
+                merged[row] = state[key][source_row]
+        state[key] = merged
     try:
-        model.load_state_dict(source.model.state_dict(), strict=True)
+        model.load_state_dict(state, strict=True)
     except RuntimeError as error:
         raise ValueError(f"{path}: its weights do not fit this config's model ({error})") from error
+    shared = sum(row is not None for row in rows)
+    if shared < len(names):
+        log.info("init_from %s: %d of %d shapes by name, the rest start fresh", path, shared, len(names))
 
 
 def restore(
