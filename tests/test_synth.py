@@ -153,3 +153,36 @@ def test_cli_registers_synth(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     bad = parser.parse_args(["synth", "--out", str(tmp_path / "e"), "--hours", "1", "--languages", "xx"])
     assert bad.func(bad) == 2
     assert "unknown language" in capsys.readouterr().err
+
+
+def test_a_text_espeak_crashes_on_is_replaced_by_another_for_the_same_voice(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from audio2blendshape import synth
+    from audio2blendshape.espeak import EspeakError
+
+    spec = next(iter_plan(_config(tmp_path)))
+    speak = synth.synthesize
+
+    def crashes_on_the_planned_text(text: str, settings: object) -> object:
+        if text == spec.text:
+            raise EspeakError("the eSpeak child process failed (status 11)")
+        return speak(text, settings)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(synth, "synthesize", crashes_on_the_planned_text)
+    utt_id, seconds, error = synth._work((spec, tmp_path))
+    assert (utt_id, error) == (spec.utt_id, "") and seconds > 0
+    meta = json.loads((tmp_path / "meta" / f"{spec.utt_id}.json").read_text(encoding="utf-8"))
+    assert meta["text"] != spec.text and meta["speaker"] == spec.voice.id
+    again = tmp_path / "again"
+    assert synth._work((spec, again))[2] == ""  # the replacement derives from the utterance's seed
+    assert (
+        json.loads((again / "meta" / f"{spec.utt_id}.json").read_text(encoding="utf-8"))["text"]
+        == meta["text"]
+    )
+
+    monkeypatch.setattr(
+        synth, "synthesize", lambda text, settings: (_ for _ in ()).throw(EspeakError("crash"))
+    )
+    utt_id, seconds, error = synth._work((spec, tmp_path / "never"))
+    assert seconds == 0.0 and spec.utt_id in error and "crash" in error  # after TEXT_ATTEMPTS, reported

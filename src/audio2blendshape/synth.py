@@ -20,7 +20,7 @@ import os
 import sys
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +30,7 @@ import soxr
 from audio2blendshape.audio import SAMPLE_RATE
 from audio2blendshape.augment import augment
 from audio2blendshape.corpus import atomic_write_text, build_manifest, has_utterance, write_utterance
-from audio2blendshape.espeak import SpeechSettings, library_version, phoneme_spans, synthesize
+from audio2blendshape.espeak import EspeakError, SpeechSettings, library_version, phoneme_spans, synthesize
 from audio2blendshape.labels import label_utterance
 from audio2blendshape.names import ARKIT_NAMES
 from audio2blendshape.texts import make_sentence
@@ -118,6 +118,7 @@ class UtteranceSpec:
     volume: int  # eSpeak amplitude
     augment: bool  # whether the audio is augmented
     estimate: float  # estimated seconds, used to size the plan
+    words: tuple[int, int] = (6, 16)  # sentence length range, for a replacement text if eSpeak crashes
 
 
 def check_languages(languages: Sequence[str]) -> tuple[str, ...]:
@@ -155,7 +156,7 @@ def iter_plan(config: SynthConfig) -> Iterator[UtteranceSpec]:
         estimate = len(text) * LANGUAGES[language][1] * 175.0 / rate
         seed = int(rng.integers(2**31))
         utt_id = f"syn{config.seed}-{index:07d}-{language}"
-        yield UtteranceSpec(utt_id, seed, text, voice, rate, volume, augmented, estimate)
+        yield UtteranceSpec(utt_id, seed, text, voice, rate, volume, augmented, estimate, config.words)
         index += 1
 
 
@@ -194,12 +195,27 @@ def make_utterance(spec: UtteranceSpec, out: Path) -> float:
     return audio.shape[0] / SAMPLE_RATE
 
 
+TEXT_ATTEMPTS = 3  # texts tried per utterance when the eSpeak child crashes
+
+
 def _work(job: tuple[UtteranceSpec, Path]) -> tuple[str, float, str]:
     spec, out = job
-    try:
-        return spec.utt_id, make_utterance(spec, out), ""
-    except (ValueError, RuntimeError, OSError) as error:  # reported, the rest of the corpus goes on
-        return spec.utt_id, 0.0, f"{spec.utt_id} ({spec.voice.id}, text {spec.text[:50]!r}): {error}"
+    tried: UtteranceSpec = spec
+    failure: Exception | None = None
+    for attempt in range(TEXT_ATTEMPTS):
+        if attempt:
+            # eSpeak NG crashes on a few (voice, text) pairs (cmn+rob on one sentence of the 2202 in the 3 h
+            # corpus); the same voice then says another sentence, drawn from the utterance's own seed.
+            rng = np.random.default_rng([spec.seed, 2, attempt])
+            tried = replace(spec, text=make_sentence(spec.voice.language, rng, spec.words))
+        try:
+            return spec.utt_id, make_utterance(tried, out), ""
+        except EspeakError as error:
+            failure = error
+        except (ValueError, RuntimeError, OSError) as error:  # reported, the rest of the corpus goes on
+            failure = error
+            break
+    return spec.utt_id, 0.0, f"{spec.utt_id} ({spec.voice.id}, text {tried.text[:50]!r}): {failure}"
 
 
 def _check_settings(config: SynthConfig) -> None:
