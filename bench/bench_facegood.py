@@ -1,8 +1,8 @@
 """FrameModel on real captured speech with another rig: FACEGOOD's 116 shapes, Mandarin, 30 fps.
 
 Imports ``../shared/data/facegood`` (train 1114_2_01..04, validate 1114_2_05), trains FrameModel with
-``configs/facegood.toml`` through the ordinary ``train`` command, and scores the validation recording at the
-rig's own 30 fps beside two baselines:
+``configs/facegood.toml`` (or each ``--config``) through the ordinary ``train`` command, and scores the
+validation recording at the rig's own 30 fps beside two baselines:
 
 * mean pose: the train recordings' mean of every curve;
 * ridge regression on stacked log-mel frames (13 frames, ±60 ms, 1040 features) with the ridge strength
@@ -10,7 +10,7 @@ rig's own 30 fps beside two baselines:
 
 Prints a table of MSE and mean per-channel Pearson correlation (over channels that move in the labels).
 
-    python bench/bench_facegood.py [--work /tmp/facegood-bench] [--steps 800]
+    python bench/bench_facegood.py [--work /tmp/facegood-bench] [--steps 800] [--config C.toml ...]
 """
 
 from __future__ import annotations
@@ -74,18 +74,23 @@ def main() -> None:
         "--work", type=Path, default=Path("/tmp/facegood-bench"), help="dataset and run folder"
     )
     parser.add_argument("--steps", type=int, default=800, help="training steps")
+    parser.add_argument("--config", dest="configs", type=Path, action="append",
+                        help="a config to train (repeatable; default: configs/facegood.toml)")  # fmt: skip
     args = parser.parse_args()
+    configs = args.configs or [REPO / "configs" / "facegood.toml"]
     if not FACEGOOD.exists():
         sys.exit(f"{FACEGOOD} is absent: this benchmark needs ../shared beside the repository")
-    data, run = args.work / "data", args.work / "run"
+    data = args.work / "data"
     if not (data / "manifest.jsonl").exists():
         cli("data", "import", "rig", str(FACEGOOD), "--fps", "30", "--val", "1114_2_05", "--language", "zh",
             "--speaker", "facegood", "--out", str(data))  # fmt: skip
-    started = time.perf_counter()
-    overrides = [f"data.corpus_dir={data}", f"train.out_dir={run}", f"train.max_steps={args.steps}",
-                 "train.progress=false"]  # fmt: skip
-    cli("train", str(REPO / "configs" / "facegood.toml"), "--no-report", *(f"--set={o}" for o in overrides))
-    train_seconds = time.perf_counter() - started
+    minutes = {}
+    for config in configs:
+        started = time.perf_counter()
+        overrides = [f"data.corpus_dir={data}", f"train.out_dir={args.work / config.stem}",
+                     f"train.max_steps={args.steps}", "train.progress=false"]  # fmt: skip
+        cli("train", str(config), "--no-report", *(f"--set={o}" for o in overrides))
+        minutes[config.stem] = (time.perf_counter() - started) / 60
 
     records = corpus.read_manifest(data)
     train = [r for r in records if r["split"] == "train"]
@@ -111,9 +116,12 @@ def main() -> None:
     rows[f"ridge on stacked log-mel (lambda {chosen:g})"] = predict_ridge(
         fit_ridge(x_train, y_train, chosen), features[val["id"]]
     )
-    animation = Animator.load(run / "last.safetensors").animate(audio[val["id"]], fps=val["fps"], idle=False)
-    frames = min(len(animation.weights), len(target))
-    rows[f"FrameModel ({args.steps} steps, {train_seconds / 60:.1f} min)"] = animation.weights[:frames]
+    frames = len(target)
+    for config in configs:
+        checkpoint = args.work / config.stem / "last.safetensors"
+        animation = Animator.load(checkpoint).animate(audio[val["id"]], fps=val["fps"], idle=False)
+        frames = min(frames, len(animation.weights))
+        rows[f"{config.stem} ({args.steps} steps, {minutes[config.stem]:.1f} min)"] = animation.weights
 
     shape = f"{len(target)} frames at {val['fps']:g} fps, {target.shape[1]} shapes"
     print(f"FACEGOOD validation {val['id']}: {shape}")
