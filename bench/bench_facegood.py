@@ -10,7 +10,7 @@ validation recording at the rig's own 30 fps beside two baselines:
 
 Prints a table of MSE and mean per-channel Pearson correlation (over channels that move in the labels).
 
-    python bench/bench_facegood.py [--work /tmp/facegood-bench] [--steps 800] [--config C.toml ...]
+    python bench/bench_facegood.py [--work /tmp/facegood-bench] [--steps N] [--config C.toml ...]
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ import numpy as np
 from audio2blendshape import corpus
 from audio2blendshape.animator import Animator
 from audio2blendshape.audio import log_mel_spectrogram
+from audio2blendshape.checkpoint import load_checkpoint
 from audio2blendshape.lipsync_metrics import CurveErrors
 
 REPO = Path(__file__).resolve().parents[1]
@@ -73,7 +74,7 @@ def main() -> None:
     parser.add_argument(
         "--work", type=Path, default=Path("/tmp/facegood-bench"), help="dataset and run folder"
     )
-    parser.add_argument("--steps", type=int, default=800, help="training steps")
+    parser.add_argument("--steps", type=int, help="training steps (default: each config's max_steps)")
     parser.add_argument("--config", dest="configs", type=Path, action="append",
                         help="a config to train (repeatable; default: configs/facegood.toml)")  # fmt: skip
     args = parser.parse_args()
@@ -87,8 +88,9 @@ def main() -> None:
     minutes = {}
     for config in configs:
         started = time.perf_counter()
-        overrides = [f"data.corpus_dir={data}", f"train.out_dir={args.work / config.stem}",
-                     f"train.max_steps={args.steps}", "train.progress=false"]  # fmt: skip
+        out = args.work / config.stem
+        overrides = [f"data.corpus_dir={data}", f"train.out_dir={out}", "train.progress=false"]
+        overrides += [f"train.max_steps={args.steps}"] if args.steps else []
         cli("train", str(config), "--no-report", *(f"--set={o}" for o in overrides))
         minutes[config.stem] = (time.perf_counter() - started) / 60
 
@@ -121,7 +123,8 @@ def main() -> None:
         checkpoint = args.work / config.stem / "last.safetensors"
         animation = Animator.load(checkpoint).animate(audio[val["id"]], fps=val["fps"], idle=False)
         frames = min(frames, len(animation.weights))
-        rows[f"{config.stem} ({args.steps} steps, {minutes[config.stem]:.1f} min)"] = animation.weights
+        steps = load_checkpoint(checkpoint).step
+        rows[f"{config.stem} ({steps} steps, {minutes[config.stem]:.1f} min)"] = animation.weights
 
     shape = f"{len(target)} frames at {val['fps']:g} fps, {target.shape[1]} shapes"
     print(f"FACEGOOD validation {val['id']}: {shape}")
