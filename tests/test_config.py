@@ -39,6 +39,9 @@ def test_unknown_keys_and_bad_values_name_the_file(tmp_path: Path):
         load_config(path)
     with pytest.raises(ConfigError, match="max_steps must be positive"):
         load_config(None, ["train.max_steps=0"])
+    path.write_text("[data]\nfeature_warp = 0.7\n")
+    with pytest.raises(ConfigError, match=r"bad\.toml: data\.feature_warp must be in \[0, 0\.5\)"):
+        load_config(path)
     with pytest.raises(ConfigError, match=r"expected section\.key=value"):
         load_config(None, ["train.lr"])
     with pytest.raises(ConfigError, match="cannot read"):

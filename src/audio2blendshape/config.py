@@ -185,6 +185,8 @@ def validate(config: Config, source: str) -> None:
         (config.data.source in ("synthetic", "corpus"), "data.source must be 'synthetic' or 'corpus'"),
         (config.data.source != "corpus" or bool(config.data.corpus_dir), "data.corpus_dir is required"),
         (config.data.window_frames > 0, "data.window_frames must be positive"),
+        (0.0 <= config.data.feature_warp < 0.5, "data.feature_warp must be in [0, 0.5)"),
+        (config.data.feature_tilt >= 0.0, "data.feature_tilt must be non-negative"),
     ]
     for ok, message in checks:
         if not ok:
