@@ -121,10 +121,11 @@ def main() -> None:
     frames = len(target)
     for config in configs:
         checkpoint = args.work / config.stem / "last.safetensors"
-        animation = Animator.load(checkpoint).animate(audio[val["id"]], fps=val["fps"], idle=False)
+        loaded = load_checkpoint(checkpoint)
+        animator = Animator(loaded.model, loaded.names, "cpu", str(checkpoint))
+        animation = animator.animate(audio[val["id"]], fps=val["fps"], idle=False)
         frames = min(frames, len(animation.weights))
-        steps = load_checkpoint(checkpoint).step
-        rows[f"{config.stem} ({steps} steps, {minutes[config.stem]:.1f} min)"] = animation.weights
+        rows[f"{config.stem} ({loaded.step} steps, {minutes[config.stem]:.1f} min)"] = animation.weights
 
     shape = f"{len(target)} frames at {val['fps']:g} fps, {target.shape[1]} shapes"
     print(f"FACEGOOD validation {val['id']}: {shape}")

@@ -173,22 +173,20 @@ def initialise_from(path: Path, model: BlendshapeModel, names: tuple[str, ...]) 
     state = source.model.state_dict()
     fresh = model.state_dict()
     source_rows = {name.lower(): row for row, name in enumerate(source.names)}
-    rows = [source_rows.get(name.lower()) for name in names]
+    rows = [row for row, name in enumerate(names) if name.lower() in source_rows]  # shapes both rigs have
+    from_rows = [source_rows[names[row].lower()] for row in rows]
     for key in model.per_shape_parameters():
-        if key not in state:
-            continue  # another model kind: load_state_dict below reports the mismatch
+        if key not in state or state[key].shape[1:] != fresh[key].shape[1:]:
+            continue  # another model kind or width: load_state_dict below reports the mismatch
         merged = fresh[key].clone()
-        for row, source_row in enumerate(rows):
-            if source_row is not None and merged.shape[1:] == state[key].shape[1:]:
-                merged[row] = state[key][source_row]
+        merged[rows] = state[key][from_rows]
         state[key] = merged
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as error:
         raise ValueError(f"{path}: its weights do not fit this config's model ({error})") from error
-    shared = sum(row is not None for row in rows)
-    if shared < len(names):
-        log.info("init_from %s: %d of %d shapes by name, the rest start fresh", path, shared, len(names))
+    if len(rows) < len(names):
+        log.info("init_from %s: %d of %d shapes by name, the rest start fresh", path, len(rows), len(names))
 
 
 def restore(
