@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +24,7 @@ from audio2blendshape.synth import (
     register,
     run_synth,
 )
+from audio2blendshape.voice_variants import random_variant
 
 JAW = ARKIT_NAMES.index("jawOpen")
 
@@ -186,3 +188,35 @@ def test_a_text_espeak_crashes_on_is_replaced_by_another_for_the_same_voice(
     )
     utt_id, seconds, error = synth._work((spec, tmp_path / "never"))
     assert seconds == 0.0 and spec.utt_id in error and "crash" in error  # after TEXT_ATTEMPTS, reported
+
+
+def test_random_voices_replace_only_training_voices_and_keep_held_out_utterances(tmp_path: Path) -> None:
+    named = plan_utterances(_config(tmp_path, hours=0.5, languages=tuple(LANGUAGES)))
+    mixed = plan_utterances(_config(tmp_path, hours=0.5, languages=tuple(LANGUAGES), random_voices=0.5))
+    assert [s.text for s in mixed] == [s.text for s in named]
+    changed = [b for a, b in zip(named, mixed, strict=True) if a != b]
+    assert all(b.voice.split == "train" and b.voice.variant == f"rand{b.voice.random_seed}" for b in changed)
+    assert [s for s in mixed if s.voice.split != "train"] == [s for s in named if s.voice.split != "train"]
+    train = sum(s.voice.split == "train" for s in named)
+    assert 0.35 < len(changed) / train < 0.65
+    assert len({s.voice.random_seed for s in changed}) == len(changed)  # a new voice every time
+
+
+def test_synth_with_random_voices_records_the_voice_and_cleans_up(tmp_path: Path) -> None:
+    import tempfile
+
+    def private_folders() -> set[Path]:
+        return set(Path(tempfile.gettempdir()).glob("audio2blendshape-espeak-*"))
+
+    before = private_folders()
+    config = _config(tmp_path / "two", hours=0.003, languages=("de",), random_voices=1.0, workers=2)
+    two = run_synth(config, progress=False)
+    assert private_folders() <= before  # the workers removed theirs
+    one = run_synth(replace(config, out=tmp_path / "one", workers=1), progress=False)
+    assert one.written == two.written >= 2 and _files(tmp_path / "one") == _files(tmp_path / "two")
+    for record in read_manifest(tmp_path / "one"):
+        source = json.loads(record["source"])
+        seed = int(record["speaker"].split("+rand")[1].split("-p")[0]) if record["split"] == "train" else -1
+        assert seed < 0 or source["variant_text"] == random_variant(seed)
+    with pytest.raises(ValueError, match="random-voices"):
+        run_synth(replace(config, random_voices=0.5), progress=False)

@@ -10,15 +10,23 @@ eSpeak keeps global state and is not thread-safe: one engine per process, initia
 calls serialised with a lock; parallel synthesis uses processes (see ``synth``). Its generator state
 also carries over from one utterance to the next, so by default each utterance is spoken in a forked
 child of a process that never speaks itself (``synthesize(isolated=True)``): same input, same samples.
+
+A voice can also be a variant file's text (``SpeechSettings.variant_text``, see ``voice_variants``). eSpeak
+reads variants only from its data folder, which belongs to the installed wheel, so each engine runs on a
+private folder of links to that data, removed at exit, and writes generated variants into its own
+``voices/!v``.
 """
 
 from __future__ import annotations
 
 import ctypes
 import itertools
+import multiprocessing.util
 import os
 import pickle
 import re
+import shutil
+import tempfile
 import threading
 import unicodedata
 from dataclasses import dataclass
@@ -82,6 +90,7 @@ class SpeechSettings:
     pitch_range: int = 50  # intonation range, 0..100 (0 = monotone)
     volume: int = 100  # amplitude, 0..200
     seed: int = 0  # seeds eSpeak's noise generator (breathiness, aspiration), which is otherwise random
+    variant_text: str = ""  # a variant file's text, spoken as the "+variant" of ``voice``; "" = installed
 
 
 @dataclass(frozen=True)
@@ -116,7 +125,7 @@ class _Engine:
             raise EspeakError(
                 "the espeakng-loader package is not installed (pip install espeakng-loader)"
             ) from error
-        self.data_path = Path(espeakng_loader.get_data_path())
+        self.data_path = _private_data_folder(Path(espeakng_loader.get_data_path()))
         try:
             self.lib = ctypes.CDLL(espeakng_loader.get_library_path())
         except OSError as error:
@@ -170,7 +179,23 @@ class _Engine:
             raise EspeakError(f"eSpeak voice {name!r}: no such language voice {language!r}")
         self.voice = name
 
+    def write_variant(self, voice: str, text: str) -> None:
+        """Write ``text`` as the variant file of ``voice``'s ``+variant``; eSpeak reads it on the switch."""
+        variant = voice.partition("+")[2]
+        if not _VARIANT_NAME.fullmatch(variant):
+            raise EspeakError(
+                f"eSpeak voice {voice!r}: a generated variant needs a name of 1-30 letters, digits, - or _"
+            )
+        path = self.data_path / "voices" / "!v" / variant
+        if path.is_symlink():
+            raise EspeakError(f"eSpeak voice {voice!r}: {variant!r} is an installed variant; rename yours")
+        if not path.is_file() or path.read_text(encoding="utf-8") != text:
+            path.write_text(text, encoding="utf-8")
+            self.voice = ""  # the name may be the same, but the voice is not
+
     def speak(self, text: str, settings: SpeechSettings) -> Synthesis:
+        if settings.variant_text:
+            self.write_variant(settings.voice, settings.variant_text)
         self.set_voice(settings.voice)
         for parameter, value, low, high in (
             (_PARAM_RATE, settings.rate, 80, 450),
@@ -193,6 +218,31 @@ class _Engine:
         events = tuple(sorted(self.events, key=lambda e: e.sample))  # stable: same-sample order kept
         self.chunks, self.events = [], []
         return Synthesis((samples.astype(np.float32) / 32768.0), self.sample_rate, events)
+
+
+_VARIANT_NAME = re.compile(r"[A-Za-z0-9_-]{1,30}")  # eSpeak keeps "!v/" + the name in 40 bytes
+
+
+def _remove_if_owner(folder: Path, owner: int) -> None:
+    if os.getpid() == owner:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _private_data_folder(installed: Path) -> Path:
+    """A temporary copy of eSpeak's data folder made of links, except ``voices/!v``, which is writable."""
+    root = Path(tempfile.mkdtemp(prefix="audio2blendshape-espeak-"))
+    owner = os.getpid()
+    # multiprocessing's exit hook runs in the main process at exit and in pool workers as they finish
+    # (plain atexit does not: workers leave through os._exit); a forked child never removes its parent's.
+    multiprocessing.util.Finalize(None, _remove_if_owner, (root, owner), exitpriority=0)
+    voices = installed / "voices"
+    for folder, skip in ((installed, "voices"), (voices, "!v"), (voices / "!v", "")):
+        target = root / folder.relative_to(installed)
+        target.mkdir(exist_ok=True)
+        for entry in folder.iterdir():
+            if entry.name != skip:
+                (target / entry.name).symlink_to(entry)
+    return root
 
 
 _LOCK = threading.Lock()

@@ -34,6 +34,7 @@ from audio2blendshape.espeak import EspeakError, SpeechSettings, library_version
 from audio2blendshape.labels import label_utterance
 from audio2blendshape.names import ARKIT_NAMES
 from audio2blendshape.texts import make_sentence
+from audio2blendshape.voice_variants import random_variant
 
 FPS = 100.0  # label frames per second (the log-mel frame rate)
 SETTINGS_FILE = "synth.json"  # the plan's identity, checked on resume
@@ -76,9 +77,10 @@ class Voice:
     """A voice: language, variant and pitch settings. Its ``split`` comes from the variant alone."""
 
     language: str  # key of LANGUAGES
-    variant: str  # eSpeak variant name (one of VARIANTS)
+    variant: str  # eSpeak variant name (one of VARIANTS), or "rand<seed>" for a random voice
     pitch: int  # eSpeak pitch, 0..100
     pitch_range: int  # eSpeak pitch range, 0..100
+    random_seed: int = -1  # >= 0: a generated variant (voice_variants.random_variant), always for training
 
     @property
     def id(self) -> str:
@@ -104,6 +106,7 @@ class SynthConfig:
     rate: tuple[int, int] = (130, 230)  # words per minute range (eSpeak's default is 175)
     volume: tuple[int, int] = (60, 140)  # eSpeak amplitude range (default 100)
     words: tuple[int, int] = (6, 16)  # words per sentence
+    random_voices: float = 0.0  # share of training utterances given a generated voice instead (0..1)
 
 
 @dataclass(frozen=True)
@@ -146,6 +149,7 @@ def iter_plan(config: SynthConfig) -> Iterator[UtteranceSpec]:
             PITCHES[int(rng.integers(len(PITCHES)))],
             PITCH_RANGES[int(rng.integers(len(PITCH_RANGES)))],
         )
+        voice = _maybe_random_voice(voice, config, index)
         rate = int(rng.integers(config.rate[0], config.rate[1] + 1))
         volume = int(rng.integers(config.volume[0], config.volume[1] + 1))
         augmented = bool(rng.random() < config.augment)
@@ -158,6 +162,22 @@ def iter_plan(config: SynthConfig) -> Iterator[UtteranceSpec]:
         utt_id = f"syn{config.seed}-{index:07d}-{language}"
         yield UtteranceSpec(utt_id, seed, text, voice, rate, volume, augmented, estimate, config.words)
         index += 1
+
+
+def _maybe_random_voice(voice: Voice, config: SynthConfig, index: int) -> Voice:
+    """Swap a training voice for a generated one with probability ``config.random_voices``.
+
+    The draw has its own generator, so every other choice of utterance ``index`` (text, rate, and the
+    held-out utterances entirely) is the same as without random voices: the two corpora share their
+    validation and test sets.
+    """
+    if not config.random_voices or voice.split != "train":
+        return voice
+    rng = np.random.default_rng([config.seed, index, 3])
+    if rng.random() >= config.random_voices:
+        return voice
+    seed = int(rng.integers(10**8))
+    return replace(voice, variant=f"rand{seed}", random_seed=seed)
 
 
 def plan_utterances(config: SynthConfig) -> list[UtteranceSpec]:
@@ -178,7 +198,10 @@ def make_utterance(spec: UtteranceSpec, out: Path) -> float:
     """Synthesize, label, optionally augment and write one utterance; returns its duration in seconds."""
     voice = spec.voice
     name = f"{LANGUAGES[voice.language][0]}+{voice.variant}"
-    settings = SpeechSettings(name, spec.rate, voice.pitch, voice.pitch_range, spec.volume, spec.seed)
+    variant = random_variant(voice.random_seed) if voice.random_seed >= 0 else ""
+    settings = SpeechSettings(
+        name, spec.rate, voice.pitch, voice.pitch_range, spec.volume, spec.seed, variant_text=variant
+    )
     speech = synthesize(spec.text, settings)
     spans = phoneme_spans(speech)
     audio = soxr.resample(speech.samples, speech.sample_rate, SAMPLE_RATE, quality="HQ").astype(np.float32)
@@ -224,6 +247,8 @@ def _check_settings(config: SynthConfig) -> None:
         "seed": config.seed, "languages": list(check_languages(config.languages)), "augment": config.augment,
         "rate": list(config.rate), "volume": list(config.volume), "words": list(config.words),
     }  # fmt: skip
+    if config.random_voices:  # only when used, so corpora made before the option still resume
+        identity["random_voices"] = config.random_voices
     path = Path(config.out) / SETTINGS_FILE
     if path.exists():
         try:
@@ -235,7 +260,7 @@ def _check_settings(config: SynthConfig) -> None:
         if stored != identity:
             raise ValueError(
                 f"{path}: this directory was made with {stored}, not {identity}; "
-                "use the same --seed/--languages/--augment to resume, or a new --out"
+                "use the same --seed/--languages/--augment/--random-voices to resume, or a new --out"
             )
         return
     atomic_write_text(path, json.dumps(identity) + "\n")
@@ -295,16 +320,19 @@ def _results(jobs: list[tuple[UtteranceSpec, Path]], workers: int) -> Iterator[t
     context = multiprocessing.get_context("spawn")
     with context.Pool(workers) as pool:
         yield from pool.imap_unordered(_work, jobs, chunksize=4)
+        pool.close()
+        pool.join()  # workers that exit normally remove their private eSpeak data folders
 
 
 def _handle(args: argparse.Namespace) -> int:
     try:
         config = SynthConfig(
             out=Path(args.out), hours=args.hours, languages=tuple(args.languages.split(",")), seed=args.seed,
-            workers=max(1, args.workers), augment=args.augment,
+            workers=max(1, args.workers), augment=args.augment, random_voices=args.random_voices,
         )  # fmt: skip
-        if not 0.0 <= config.augment <= 1.0:
-            raise ValueError(f"--augment is a probability in [0, 1], got {config.augment}")
+        for flag, value in (("--augment", config.augment), ("--random-voices", config.random_voices)):
+            if not 0.0 <= value <= 1.0:
+                raise ValueError(f"{flag} is a probability in [0, 1], got {value}")
         summary = run_synth(config, progress=not args.no_progress)
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
@@ -333,5 +361,9 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         "--augment", type=float, default=0.0, help="probability of augmenting an utterance's audio (0..1)"
     )
+    parser.add_argument(
+        "--random-voices", type=float, default=0.0,
+        help="share of training utterances spoken by a generated voice (0..1; held-out splits unchanged)",
+    )  # fmt: skip
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.set_defaults(func=_handle)
