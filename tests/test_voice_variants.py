@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -61,3 +63,19 @@ def test_random_variants_all_speak() -> None:
         assert np.abs(speech.samples).max() > 0.05
         durations.append(speech.samples.shape[0])
     assert len(set(durations)) > 1
+
+
+def test_without_a_private_data_folder_installed_voices_still_speak() -> None:
+    # In a child process: re-initialising eSpeak here would move this process's engine off its folder.
+    script = """
+import pytest
+from audio2blendshape import espeak
+def no_links(installed):
+    raise OSError("symbolic links not supported")
+espeak._private_data_folder = no_links
+assert espeak.synthesize("Hello there.", espeak.SpeechSettings("en-us+f3")).samples.size > 0
+with pytest.raises(espeak.EspeakError, match="could not be made .symbolic links not supported"):
+    espeak.synthesize("Hello there.", espeak.SpeechSettings("en-us+mine", variant_text="pitch 100 140\\n"))
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr

@@ -125,7 +125,12 @@ class _Engine:
             raise EspeakError(
                 "the espeakng-loader package is not installed (pip install espeakng-loader)"
             ) from error
-        self.data_path = _private_data_folder(Path(espeakng_loader.get_data_path()))
+        installed = Path(espeakng_loader.get_data_path())
+        self.private_error = ""  # why generated variants are unavailable, if they are
+        try:
+            self.data_path = _private_data_folder(installed)
+        except OSError as error:  # no writable temp folder or no symbolic links: installed voices only
+            self.data_path, self.private_error = installed, str(error)
         try:
             self.lib = ctypes.CDLL(espeakng_loader.get_library_path())
         except OSError as error:
@@ -185,6 +190,11 @@ class _Engine:
         if not _VARIANT_NAME.fullmatch(variant):
             raise EspeakError(
                 f"eSpeak voice {voice!r}: a generated variant needs a name of 1-30 letters, digits, - or _"
+            )
+        if self.private_error:
+            raise EspeakError(
+                f"eSpeak voice {voice!r}: generated variants need a private eSpeak data folder, which could "
+                f"not be made ({self.private_error})"
             )
         path = self.data_path / "voices" / "!v" / variant
         if path.is_symlink():
