@@ -1,11 +1,11 @@
 """Random eSpeak voice variants: new voices for training, one per seed.
 
-The bundled model closed its lips on 92% of m/b/p for some held-out eSpeak voices and on 62% for others,
-and about as often on the training voices as on the better half of the held-out ones: what it lacked was
-voices, not phonemes. eSpeak ships about fifty human-sounding variants; a variant is a small text file
-(``voices/!v/<name>``) of formant scalings, pitch, voicing and source settings, so any number of new ones
-can be written. ``random_variant(seed)`` writes one, drawn around a vocal-tract length so the formants move
-together as they do between real speakers, with independent jitter, source and noise settings on top.
+The bundled model once closed its lips on 92% of m/b/p for some held-out eSpeak voices and on 62% for
+others: voices it had not heard mattered more than phonemes. eSpeak ships about fifty human-sounding
+variants; a variant is a small text file (``voices/!v/<name>``) of formant scalings, pitch, voicing and
+source settings, so any number of new ones can be written. ``random_variant(seed)`` writes one, drawn
+around a vocal-tract length so the formants move together as they do between real speakers, with
+independent jitter, source and noise settings on top.
 
 Klatt modes 2 and 3 are never drawn: the validation and test variants ``klatt2`` and ``klatt3`` are those
 modes with nothing else changed, and a held-out voice must stay unheard.
