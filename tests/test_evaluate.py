@@ -166,6 +166,12 @@ def test_lipsync_of_labels_and_of_a_constant() -> None:
     assert good["bilabials"] == sum(s.symbol in "pbm" for s in spans) > 0
     assert bad["auc"] == 0.5 and bad["closure"] == 0.0 and bad["lag_ms"] is None
     assert bad["pause_openness"] == pytest.approx(0.2)
+    # Lips always shut close every bilabial, and every t, d, n, k too: false_closure shows the price.
+    assert good["false_closure"] is not None and good["false_closure"] < 0.3
+    shut = LipSync(100.0)
+    shut.add(np.zeros_like(openness), timeline)
+    assert shut.result()["closure"] == 1.0 and shut.result()["false_closure"] == 1.0
+    assert bad["false_closure"] == 0.0
 
 
 def test_energy_envelope_follows_loudness() -> None:

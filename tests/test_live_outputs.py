@@ -293,7 +293,9 @@ def test_slow_websocket_client_loses_only_the_oldest_frames() -> None:
                 start = time.perf_counter()
                 server.send(i / 60, row, names)
                 slowest = max(slowest, time.perf_counter() - start)
-            assert slowest < 0.05, f"send() took {slowest:.3f} s while the client was not reading"
+            # A send that waited for this client would wait for ever (it reads only after the loop); the
+            # bound is loose so a busy machine's scheduling pause is not mistaken for one.
+            assert slowest < 0.5, f"send() took {slowest:.3f} s while the client was not reading"
             received: list[int] = []
             while not received or received[-1] != count - 1:
                 received.append(json.loads(client.recv(timeout=TIMEOUT_S))["frame"])

@@ -120,7 +120,8 @@ def _main_table(rows: list[dict[str, Any]], lipsync: bool) -> str:
     width = max(len(r["name"]) for r in rows) + 2
     header = f"{'row':<{width}}{'MSE':>9}{'L1':>9}{'r':>7}"
     if lipsync:
-        header += f"{'AUC':>7}{'closure':>9}{'@mid':>7}{'pause':>8}{'lag ms':>8}{'vs lbl':>8}  targets"
+        header += f"{'AUC':>7}{'closure':>9}{'@mid':>7}{'false':>7}{'pause':>8}{'lag ms':>8}{'vs lbl':>8}"
+        header += "  targets"
     lines = [header]
     for row in rows:
         line = f"{row['name']:<{width}}{row['mse']:>9.5f}{row['l1']:>9.5f}{_fmt(row['pearson'], '.3f'):>7}"
@@ -128,7 +129,8 @@ def _main_table(rows: list[dict[str, Any]], lipsync: bool) -> str:
         if lipsync and sync is not None:
             lag = _fmt(sync["lag_ms"], "+.1f") + ("!" if sync["lag_at_limit"] else "")
             line += (f"{_fmt(sync['auc'], '.3f'):>7}{_fmt(sync['closure'], '.3f'):>9}"
-                     f"{_fmt(sync['closure_mid'], '.3f'):>7}{_fmt(sync['pause_openness'], '.3f'):>8}"
+                     f"{_fmt(sync['closure_mid'], '.3f'):>7}{_fmt(sync['false_closure'], '.3f'):>7}"
+                     f"{_fmt(sync['pause_openness'], '.3f'):>8}"
                      f"{lag:>8}{_fmt(sync['lag_vs_labels_ms'], '+.1f'):>8}"
                      f"  {'met' if row['meets_targets'] else 'missed'}")  # fmt: skip
         lines.append(line)

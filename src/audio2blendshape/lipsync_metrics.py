@@ -18,6 +18,9 @@ split, uncovered time is silence); adjacent silence is merged into one pause. Th
   rules' criterion) somewhere within ±``CLOSURE_WINDOW_S`` of the middle, never beyond the middle half of
   the phoneme, whose middle half the label closure spans. ``closure_mid`` is the strict
   variant, the value interpolated at the exact middle.
+* ``false_closure``: the same test as ``closure`` on the consonants whose lips stay apart (visemes
+  TH DD kk CH SS nn RR: t, d, n, k, s...): the price of closing decisively. The labels close on a few,
+  next to a bilabial.
 * ``pause_openness``: mean openness over the middle half of the pauses.
 * ``lag_ms``: the shift (±``MAX_LAG_S``) that maximises the correlation between predicted openness and the
   phonemes' target openness (each frame gets its viseme's target jawOpen − mouthClose), pooled over the
@@ -41,6 +44,7 @@ from audio2blendshape.visemes import LIPS_CLOSED_MAX_GAP, POSES, SILENCE, VISEME
 
 OPEN_VOWELS: tuple[str, ...] = ("aa", "E", "O")  # visemes whose target jawOpen is at least 0.35
 BILABIALS: tuple[str, ...] = ("PP",)  # p b m: the lips must touch
+APART: tuple[str, ...] = ("TH", "DD", "kk", "CH", "SS", "nn", "RR")  # consonants whose lips stay apart
 MIN_PAUSE_S = 0.15  # silence at least this long is a pause (shorter ones stay open in the labels too)
 CLOSURE_WINDOW_S = 0.02  # a bilabial counts as closed if the lips touch this close to its middle
 MAX_LAG_S = 0.2  # the lag search covers ±200 ms
@@ -52,6 +56,7 @@ TARGETS: dict[str, tuple[str, float]] = {  # metric -> (">=" or "abs<=", bound):
 
 _OPEN_IDS = np.array([VISEMES.index(v) for v in OPEN_VOWELS])
 _BILABIAL_IDS = np.array([VISEMES.index(v) for v in BILABIALS])
+_APART_IDS = np.array([VISEMES.index(v) for v in APART])
 # Each viseme's target lip gap; a 1-D step reference for the lag that depends on the phonemes alone.
 _TARGET_GAP = np.array([POSES[v].get("jawOpen", 0.0) - POSES[v].get("mouthClose", 0.0) for v in VISEMES])
 
@@ -263,6 +268,7 @@ class LipSync:
         self.shut: list[np.ndarray] = []  # openness at bilabial and pause middles
         self.closed: list[np.ndarray] = []  # bool per bilabial, with the tolerance
         self.closed_mid: list[np.ndarray] = []  # bool per bilabial, strictly at the middle
+        self.falsely_closed: list[np.ndarray] = []  # bool per lips-apart consonant, with the tolerance
         self.pause_sum, self.pause_frames, self.pauses = 0.0, 0, 0
         self.lag, self.lag_labels = LagSearch(fps), LagSearch(fps)
 
@@ -275,6 +281,8 @@ class LipSync:
         self.shut.append(mid[bilabial | pause])
         self.closed.append(closures(openness, timeline.starts[bilabial], timeline.ends[bilabial], self.fps))
         self.closed_mid.append(mid[bilabial] <= LIPS_CLOSED_MAX_GAP)
+        apart = np.isin(timeline.ids, _APART_IDS)
+        self.falsely_closed.append(closures(openness, timeline.starts[apart], timeline.ends[apart], self.fps))
         for start, end in zip(timeline.starts[pause], timeline.ends[pause], strict=True):
             quarter = 0.25 * (end - start)
             frames = openness[
@@ -290,12 +298,14 @@ class LipSync:
     def result(self) -> dict[str, Any]:
         """The figures as a JSON-ready dict (None where there was nothing to measure)."""
         closed, closed_mid = np.concatenate([[], *self.closed]), np.concatenate([[], *self.closed_mid])
+        falsely_closed = np.concatenate([[], *self.falsely_closed])
         lag_ms, lag_r, at_limit = self.lag.result()
         lag_labels_ms, _, _ = self.lag_labels.result()
         return {
             "auc": roc_auc(np.concatenate([[], *self.open]), np.concatenate([[], *self.shut])),
             "closure": float(closed.mean()) if closed.size else None,
             "closure_mid": float(closed_mid.mean()) if closed_mid.size else None,
+            "false_closure": float(falsely_closed.mean()) if falsely_closed.size else None,
             "pause_openness": self.pause_sum / self.pause_frames if self.pause_frames else None,
             "lag_ms": lag_ms,
             "lag_r": lag_r,
