@@ -144,17 +144,8 @@ def test_torchrun_ddp_keeps_ranks_identical_and_resumes(tmp_path: Path, world: i
     assert sorted(p.name for p in full.iterdir()) == ["last.safetensors", "metrics.jsonl"]  # rank 0 only
 
     split = tmp_path / "split"
-    assert (
-        torchrun(
-            write_config(
-                tmp_path / "s.toml",
-                split,
-                steps=8,
-                **settings,
-            )
-        ).returncode
-        == 0
-    )
+    result = torchrun(write_config(tmp_path / "s.toml", split, steps=8, **settings))
+    assert result.returncode == 0, result.stderr[-12000:]
     # A second launch with a larger max_steps resumes from step 8 on both ranks.
     result = torchrun(write_config(tmp_path / "s.toml", split, steps=12, **settings))
     assert result.returncode == 0, result.stderr[-12000:]
