@@ -5,6 +5,7 @@ import signal
 import subprocess
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import pytest
@@ -133,7 +134,13 @@ def test_torchrun_ddp_keeps_ranks_identical_and_resumes(tmp_path: Path, world: i
         command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={world}",
                    "-m", "audio2blendshape", "train", str(config), "--no-report"]  # fmt: skip
         env = {"OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin"}
-        return subprocess.run(command, capture_output=True, text=True, timeout=300, env=env)
+        result = subprocess.run(command, capture_output=True, text=True, timeout=300, env=env)
+        if "Signal 6 (SIGABRT)" in result.stderr:
+            # Once in a clean-clone CI run (and in none of 16 runs since) a rank died of SIGABRT inside
+            # gloo; the launch is retried once, loudly. A second abort, or any other failure, fails.
+            warnings.warn(f"torchrun aborted, retrying once:\n{result.stderr[-4000:]}", stacklevel=1)
+            result = subprocess.run(command, capture_output=True, text=True, timeout=300, env=env)
+        return result
 
     full = tmp_path / "full"
     result = torchrun(write_config(tmp_path / "full.toml", full, steps=8, **settings))
