@@ -17,6 +17,7 @@ from audio2blendshape.lipsync_metrics import (
     CurveErrors,
     LagSearch,
     LipSync,
+    bootstrap_interval,
     closures,
     phoneme_timeline,
     region_groups,
@@ -135,6 +136,21 @@ def test_closure_tolerance() -> None:
         assert (np.interp(55.0, np.arange(100), openness) <= 0.03) == closed_mid
 
 
+def test_bootstrap_interval_over_utterances() -> None:
+    same = [np.array([True, False])] * 40  # every utterance closes half its bilabials: no doubt at all
+    assert bootstrap_interval(same) == [0.5, 0.5]
+    rng = np.random.default_rng(5)
+    mixed = [rng.random(rng.integers(1, 8)) < share for share in rng.uniform(0.5, 1.0, 60)]
+    pooled = np.concatenate(mixed).mean()
+    low, high = bootstrap_interval(mixed) or (0.0, 0.0)
+    assert low < pooled < high and high - low > 0.02
+    assert bootstrap_interval(mixed) == [low, high]  # seeded: a split always gets the same interval
+    # Four times the utterances, about half the width (1 / sqrt(4)).
+    low4, high4 = bootstrap_interval(mixed * 4) or (0.0, 0.0)
+    assert 0.35 < (high4 - low4) / (high - low) < 0.65
+    assert bootstrap_interval([np.array([], dtype=bool)]) is None
+
+
 def test_delay_of_80_ms_is_found() -> None:
     rng = np.random.default_rng(3)
     _, spans = _speech(rng)
@@ -193,6 +209,7 @@ def test_oracle_and_baselines_on_a_corpus(corpus: Path) -> None:
     oracle, mean, energy = report.rows
     assert oracle["mse"] == 0.0 and oracle["pearson"] == pytest.approx(1.0) and oracle["meets_targets"]
     assert oracle["lipsync"]["auc"] == 1.0 and oracle["lipsync"]["closure"] == 1.0
+    assert oracle["lipsync"]["closure_ci"] == [1.0, 1.0]
     assert mean["lipsync"]["auc"] == 0.5 and mean["pearson"] == 0.0 and not mean["meets_targets"]
     assert mean["mse"] > 0 and set(mean["regions"]) == set(ARKIT_GROUPS)
     # The energy mouth opens on the loud vowels and shuts in the near-silent pauses.
@@ -200,6 +217,7 @@ def test_oracle_and_baselines_on_a_corpus(corpus: Path) -> None:
     assert report.utterances == 2 and report.lipsync
     table = report.table()
     assert "oracle (labels)" in table and "energy envelope" in table and "MSE per region" in table
+    assert "1.000-1.000" in table.splitlines()[3]  # the oracle's closure interval
 
 
 def test_predictor_delayed_by_80_ms(corpus: Path) -> None:

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from audio2blendshape.losses import BlendshapeLoss, LossConfig, shape_importance
+from audio2blendshape.losses import PARTED_GAP, BlendshapeLoss, LossConfig, shape_importance
 from audio2blendshape.names import ARKIT, ARKIT_NAMES
 
 
@@ -91,3 +91,27 @@ def test_closure_term_weighs_only_lips_left_open_where_labels_close_them():
     assert loss(narrower, target)["closure"].item() == pytest.approx(0.0, abs=1e-12)
     with pytest.raises(ValueError, match="jawOpen and mouthClose"):
         BlendshapeLoss(("a", "b"), LossConfig(closure=1.0))
+
+
+def test_parting_term_weighs_only_lips_closing_where_labels_hold_them_apart():
+    loss = BlendshapeLoss(ARKIT_NAMES, LossConfig(parting=1.0))
+    jaw, close = ARKIT.index("jawOpen"), ARKIT.index("mouthClose")
+    target = torch.zeros(4, 52)
+    target[0, jaw] = target[0, close] = 0.1  # frame 0: lips closed (gap 0)
+    target[1, jaw] = 0.5  # frame 1: open vowel (gap 0.5)
+    target[2, jaw] = 0.04  # frame 2: lips barely apart (gap 0.04, under PARTED_GAP)
+    target[3, jaw] = 0.3  # frame 3: gap 0.3
+    pred = target.clone()
+    pred[:, close] += 0.1  # every gap 0.1 narrower than the label's
+    assert "parting" not in BlendshapeLoss(ARKIT_NAMES)(pred, target)
+    # frame 0 is closed in the labels (not counted); frame 1 ends at 0.4 and frame 3 at 0.2, both above
+    # PARTED_GAP; frame 2 ends 0.1 below its own label's gap, which is under PARTED_GAP
+    assert loss(pred, target)["parting"].item() == pytest.approx(0.01 / 4)
+    shut = target.clone()
+    shut[1, close] = 0.5  # the open vowel's lips shut: penalised from PARTED_GAP down, not from 0.5
+    assert loss(shut, target)["parting"].item() == pytest.approx(PARTED_GAP**2 / 4)
+    wider = target.clone()
+    wider[:, jaw] += 0.2  # every gap wider than labelled: no parting penalty
+    assert loss(wider, target)["parting"].item() == pytest.approx(0.0, abs=1e-12)
+    with pytest.raises(ValueError, match="jawOpen and mouthClose"):
+        BlendshapeLoss(("a", "b"), LossConfig(parting=1.0))

@@ -120,15 +120,17 @@ def _main_table(rows: list[dict[str, Any]], lipsync: bool) -> str:
     width = max(len(r["name"]) for r in rows) + 2
     header = f"{'row':<{width}}{'MSE':>9}{'L1':>9}{'r':>7}"
     if lipsync:
-        header += f"{'AUC':>7}{'closure':>9}{'@mid':>7}{'false':>7}{'pause':>8}{'lag ms':>8}{'vs lbl':>8}"
-        header += "  targets"
+        header += f"{'AUC':>7}{'closure':>9}{'(95%)':>13}{'@mid':>7}{'false':>7}{'pause':>8}"
+        header += f"{'lag ms':>8}{'vs lbl':>8}  targets"
     lines = [header]
     for row in rows:
         line = f"{row['name']:<{width}}{row['mse']:>9.5f}{row['l1']:>9.5f}{_fmt(row['pearson'], '.3f'):>7}"
         sync = row.get("lipsync")
         if lipsync and sync is not None:
             lag = _fmt(sync["lag_ms"], "+.1f") + ("!" if sync["lag_at_limit"] else "")
-            line += (f"{_fmt(sync['auc'], '.3f'):>7}{_fmt(sync['closure'], '.3f'):>9}"
+            interval = sync.get("closure_ci")
+            interval_text = "-" if interval is None else f"{interval[0]:.3f}-{interval[1]:.3f}"
+            line += (f"{_fmt(sync['auc'], '.3f'):>7}{_fmt(sync['closure'], '.3f'):>9}{interval_text:>13}"
                      f"{_fmt(sync['closure_mid'], '.3f'):>7}{_fmt(sync['false_closure'], '.3f'):>7}"
                      f"{_fmt(sync['pause_openness'], '.3f'):>8}"
                      f"{lag:>8}{_fmt(sync['lag_vs_labels_ms'], '+.1f'):>8}"

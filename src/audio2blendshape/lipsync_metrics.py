@@ -17,7 +17,9 @@ split, uncovered time is silence); adjacent silence is merged into one pause. Th
 * ``closure``: the share of bilabials whose lips close: openness ≤ ``LIPS_CLOSED_MAX_GAP`` (the label
   rules' criterion) somewhere within ±``CLOSURE_WINDOW_S`` of the middle, never beyond the middle half of
   the phoneme, whose middle half the label closure spans. ``closure_mid`` is the strict
-  variant, the value interpolated at the exact middle.
+  variant, the value interpolated at the exact middle. ``closure_ci`` is its 95% interval, a bootstrap over
+  utterances (bilabials of one utterance share a voice and a text, so they are not independent draws): two
+  models whose intervals overlap widely are not told apart by the split.
 * ``false_closure``: the same test as ``closure`` on the consonants whose lips stay apart (visemes
   TH DD kk CH SS nn RR: t, d, n, k, s...): the price of closing decisively. The labels close on a few,
   next to a bilabial.
@@ -47,6 +49,7 @@ BILABIALS: tuple[str, ...] = ("PP",)  # p b m: the lips must touch
 APART: tuple[str, ...] = ("TH", "DD", "kk", "CH", "SS", "nn", "RR")  # consonants whose lips stay apart
 MIN_PAUSE_S = 0.15  # silence at least this long is a pause (shorter ones stay open in the labels too)
 CLOSURE_WINDOW_S = 0.02  # a bilabial counts as closed if the lips touch this close to its middle
+BOOTSTRAP_RESAMPLES = 2000  # resamples of the split's utterances for the closure interval
 MAX_LAG_S = 0.2  # the lag search covers ±200 ms
 TARGETS: dict[str, tuple[str, float]] = {  # metric -> (">=" or "abs<=", bound): the issue's targets
     "auc": (">=", 0.95),
@@ -304,6 +307,7 @@ class LipSync:
         return {
             "auc": roc_auc(np.concatenate([[], *self.open]), np.concatenate([[], *self.shut])),
             "closure": float(closed.mean()) if closed.size else None,
+            "closure_ci": bootstrap_interval(self.closed),
             "closure_mid": float(closed_mid.mean()) if closed_mid.size else None,
             "false_closure": float(falsely_closed.mean()) if falsely_closed.size else None,
             "pause_openness": self.pause_sum / self.pause_frames if self.pause_frames else None,
@@ -315,6 +319,23 @@ class LipSync:
             "bilabials": int(closed.size),
             "pauses": self.pauses,
         }
+
+
+def bootstrap_interval(
+    parts: Sequence[np.ndarray], level: float = 0.95, resamples: int = BOOTSTRAP_RESAMPLES, seed: int = 0
+) -> list[float] | None:
+    """``[low, high]``: the ``level`` interval of the pooled share of True in ``parts`` (one bool array per
+    utterance), from ``resamples`` draws of the utterances with replacement; None with no values at all.
+    Seeded, so the same split gives the same interval."""
+    hits = np.array([np.count_nonzero(p) for p in parts], dtype=np.int64)
+    counts = np.array([np.size(p) for p in parts], dtype=np.int64)
+    if not counts.sum():
+        return None
+    draws = np.random.default_rng(seed).integers(0, len(parts), size=(resamples, len(parts)))
+    drawn_hits, drawn_counts = hits[draws].sum(1), counts[draws].sum(1)
+    shares = drawn_hits[drawn_counts > 0] / drawn_counts[drawn_counts > 0]
+    tail = (1.0 - level) / 2
+    return [float(q) for q in np.quantile(shares, [tail, 1.0 - tail])]
 
 
 def meets_targets(lipsync: dict[str, Any]) -> bool:

@@ -20,6 +20,13 @@ what the audio allows, so an m the model is 70% sure of comes out half-open and 
 this term a closure the model is fairly sure of comes out closed. Narrower-than-label gaps are not weighted
 more: lips that touch a little early or late look right, lips that never touch look wrong.
 
+``parting`` (off by default) is the closure term's counterweight: where the labels' lips are apart, the
+squared amount by which the predicted gap is narrower than the label's gap or ``PARTED_GAP``, whichever is
+smaller. A large closure weight alone makes closing the cheap answer to every doubt, and lips then touch on t,
+d, n and k too; with both, an uncertain frame closes when a closure is the likelier answer, not whenever one
+is possible. Gaps narrower than the label's but wider than ``PARTED_GAP`` cost nothing extra: a vowel a little
+less open than labelled still reads as open.
+
 ``saturation`` (off by default, so the seed's loss is unchanged) guards the Sigmoid output: a shape that is
 rarely active (mouthClose, mouthPress) gets pushed towards 0 by most frames, its logit sinks to -12 and
 below, where the sigmoid's slope is ~1e-5 and the frames that need the shape can no longer pull it back —
@@ -54,6 +61,7 @@ IMPORTANCE_RULES: tuple[tuple[str, float], ...] = (
 )
 
 
+PARTED_GAP = 2 * LIPS_CLOSED_MAX_GAP  # parting term: predicted gaps below this (or the label's) are penalised
 LOGIT_FLOOR = -6.0  # logits below this (weights < 0.0025) are penalised by the saturation term
 
 
@@ -66,6 +74,7 @@ class LossConfig:
     saturation: float = 0.0  # weight of the hinge keeping logits above LOGIT_FLOOR (0: the seed's loss)
     openness: float = 0.0  # weight of the lip-gap error (jawOpen - mouthClose); rigs with both shapes only
     closure: float = 0.0  # weight of gaps left open where the labels' lips touch; rigs with both shapes only
+    parting: float = 0.0  # weight of lips closing where the labels hold them apart; rigs with both shapes
 
 
 def shape_importance(names: Sequence[str]) -> torch.Tensor:
@@ -89,13 +98,18 @@ class BlendshapeLoss:
         self.importance = shape_importance(names)
         rig = {n.lower(): i for i, n in enumerate(names)}
         self.lip_gap = (rig.get("jawopen"), rig.get("mouthclose"))
-        if (self.config.openness or self.config.closure) and None in self.lip_gap:
-            raise ValueError("the openness and closure terms need jawOpen and mouthClose among the names")
+        if self.uses_lip_gap and None in self.lip_gap:
+            raise ValueError("the lip-gap terms (openness, closure, parting) need jawOpen and mouthClose")
+
+    @property
+    def uses_lip_gap(self) -> bool:
+        return bool(self.config.openness or self.config.closure or self.config.parting)
 
     def weights(self) -> dict[str, float]:
         c = self.config
         return {"mse": c.mse, "l1": c.l1, "perceptual": c.perceptual, "velocity": c.velocity,
-                "saturation": c.saturation, "openness": c.openness, "closure": c.closure}  # fmt: skip
+                "saturation": c.saturation, "openness": c.openness, "closure": c.closure,
+                "parting": c.parting}  # fmt: skip
 
     def __call__(self, pred: torch.Tensor, target: torch.Tensor) -> dict[str, torch.Tensor]:
         if pred.shape != target.shape:
@@ -114,17 +128,26 @@ class BlendshapeLoss:
             raise ValueError("the velocity term needs per-frame outputs (B, T, K)")
         if self.config.saturation:
             terms["saturation"] = saturation_penalty(pred)
-        if self.config.openness or self.config.closure:
-            jaw, close = self.lip_gap
-            gap_error = error[..., jaw] - error[..., close]
-            if self.config.openness:
-                terms["openness"] = gap_error.pow(2).mean()
-            if self.config.closure:
-                closed = (target[..., jaw] - target[..., close] <= LIPS_CLOSED_MAX_GAP).to(pred.dtype)
-                terms["closure"] = (torch.relu(gap_error).pow(2) * closed).mean()
+        if self.uses_lip_gap:
+            terms.update(self._lip_gap_terms(pred, target))
         weights = self.weights()
         total = torch.stack([weights[name] * value for name, value in terms.items()]).sum()
         terms["total"] = total
+        return terms
+
+    def _lip_gap_terms(self, pred: torch.Tensor, target: torch.Tensor) -> dict[str, torch.Tensor]:
+        jaw, close = self.lip_gap
+        pred_gap = pred[..., jaw] - pred[..., close]
+        target_gap = target[..., jaw] - target[..., close]
+        closed = target_gap <= LIPS_CLOSED_MAX_GAP
+        terms: dict[str, torch.Tensor] = {}
+        if self.config.openness:
+            terms["openness"] = (pred_gap - target_gap).pow(2).mean()
+        if self.config.closure:
+            terms["closure"] = (torch.relu(pred_gap - target_gap).pow(2) * closed).mean()
+        if self.config.parting:
+            floor = target_gap.clamp(max=PARTED_GAP)
+            terms["parting"] = (torch.relu(floor - pred_gap).pow(2) * ~closed).mean()
         return terms
 
 
