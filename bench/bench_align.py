@@ -21,10 +21,11 @@ from pathlib import Path
 import numpy as np
 import soundfile
 
-from audio2blendshape.align import SILENCE, Aligner
-from audio2blendshape.audio import SAMPLE_RATE, prepare_waveform
-from audio2blendshape.espeak import SpeechSettings, synthesize
-from audio2blendshape.label_cli import Transcribed, label_one
+from audio2blendshape.audio.constants import SAMPLE_RATE
+from audio2blendshape.audio.decode import prepare_waveform
+from audio2blendshape.data.align import SILENCE, Aligner
+from audio2blendshape.data.espeak import SpeechSettings, synthesize
+from audio2blendshape.data.transcribed import Transcribed, label_one
 
 # Sentences whose CMUdict phones match eSpeak's one to one, so every boundary can be scored.
 SENTENCES = (

@@ -33,17 +33,17 @@ import numpy as np
 import soundfile
 import torch
 
-from audio2blendshape.animator import CHUNK_SECONDS, Animator, chunk_features
-from audio2blendshape.audio import HOP_LENGTH, SAMPLE_RATE
-from audio2blendshape.checkpoint import load_checkpoint
-from audio2blendshape.config import Config
-from audio2blendshape.frame_model import FrameModel
-from audio2blendshape.idle import apply_idle
-from audio2blendshape.model import SimplifiedModel
+from audio2blendshape.audio.constants import HOP_LENGTH, SAMPLE_RATE
+from audio2blendshape.audio.sample_stream import FileStream
+from audio2blendshape.models.frame import FrameModel
+from audio2blendshape.models.simplified import SimplifiedModel
 from audio2blendshape.names import ARKIT_NAMES
-from audio2blendshape.resample import resample
-from audio2blendshape.sample_stream import FileStream
-from audio2blendshape.writers import Animation, CsvWriter
+from audio2blendshape.runtime.animator import CHUNK_SECONDS, Animator, chunk_features
+from audio2blendshape.runtime.frame_rate import resample
+from audio2blendshape.runtime.idle import apply_idle
+from audio2blendshape.runtime.writers import Animation, CsvWriter
+from audio2blendshape.training.checkpoint import load_checkpoint
+from audio2blendshape.training.config import Config
 
 REPO = Path(__file__).resolve().parents[1]
 WORK = Path("/tmp/a2b_bench")

@@ -23,11 +23,11 @@ from pathlib import Path
 
 import numpy as np
 
-from audio2blendshape import corpus
-from audio2blendshape.animator import Animator
-from audio2blendshape.audio import log_mel_spectrogram
-from audio2blendshape.checkpoint import load_checkpoint
-from audio2blendshape.lipsync_metrics import CurveErrors
+import audio2blendshape.data.corpus as corpus
+from audio2blendshape.evaluation.lipsync import CurveErrors
+from audio2blendshape.models.features import log_mel_spectrogram
+from audio2blendshape.runtime.animator import Animator
+from audio2blendshape.training.checkpoint import load_checkpoint
 
 REPO = Path(__file__).resolve().parents[1]
 FACEGOOD = REPO.parent / "shared" / "data" / "facegood"

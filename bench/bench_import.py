@@ -12,9 +12,9 @@ from pathlib import Path
 
 import torch
 
-from audio2blendshape.corpus import read_manifest
-from audio2blendshape.corpus_windows import CorpusSequences, CorpusWindows
-from audio2blendshape.importers import Pending, assign_splits, make_id, rig_loader, run_import
+from audio2blendshape.data.corpus import read_manifest
+from audio2blendshape.data.corpus_windows import CorpusSequences, CorpusWindows
+from audio2blendshape.data.importers import Pending, assign_splits, make_id, rig_loader, run_import
 from audio2blendshape.names import Rig
 
 DEFAULT_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "facegood"

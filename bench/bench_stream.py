@@ -26,10 +26,11 @@ import soundfile
 import soxr
 import torch
 
-from audio2blendshape.animator import Animator
-from audio2blendshape.onnx_backend import OnnxFrameModel, OnnxWindowModel
-from audio2blendshape.onnx_export import export_onnx
-from audio2blendshape.streamer import FrameModelLike, Streamer, TorchFrameModel
+from audio2blendshape.models.onnx_export import export_onnx
+from audio2blendshape.models.torch_backend import TorchPoseModel as TorchFrameModel
+from audio2blendshape.runtime.animator import Animator
+from audio2blendshape.runtime.onnx_backend import OnnxFrameModel, OnnxWindowModel
+from audio2blendshape.runtime.streamer import FrameModelLike, Streamer
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -17,13 +17,13 @@ from pathlib import Path
 import numpy as np
 import soxr
 
-from audio2blendshape.audio import SAMPLE_RATE
-from audio2blendshape.augment import augment
-from audio2blendshape.corpus import write_utterance
-from audio2blendshape.espeak import SpeechSettings, phoneme_spans, synthesize
-from audio2blendshape.labels import label_utterance
+from audio2blendshape.audio.constants import SAMPLE_RATE
+from audio2blendshape.data.augment import augment
+from audio2blendshape.data.corpus import write_utterance
+from audio2blendshape.data.espeak import SpeechSettings, phoneme_spans, synthesize
+from audio2blendshape.data.labels import label_utterance
+from audio2blendshape.data.synth import LANGUAGES, SynthConfig, plan_utterances, run_synth
 from audio2blendshape.names import ARKIT_NAMES
-from audio2blendshape.synth import LANGUAGES, SynthConfig, plan_utterances, run_synth
 
 
 def end_to_end(hours: float, workers: int, augment_p: float, languages: tuple[str, ...]) -> tuple[float, ...]:

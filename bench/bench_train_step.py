@@ -19,11 +19,11 @@ import time
 
 import torch
 
-from audio2blendshape.losses import BlendshapeLoss
-from audio2blendshape.memory import peak_rss_bytes, saved_activation_bytes
-from audio2blendshape.model import SimplifiedModel, centre_target
+from audio2blendshape.models.reference import ReferenceSimplifiedModel
+from audio2blendshape.models.simplified import SimplifiedModel, centre_target
 from audio2blendshape.names import ARKIT_NAMES
-from audio2blendshape.reference import ReferenceSimplifiedModel
+from audio2blendshape.training.losses import BlendshapeLoss
+from audio2blendshape.training.memory import peak_rss_bytes, saved_activation_bytes
 
 BATCH, FRAMES, MELS = 16, 300, 80
 

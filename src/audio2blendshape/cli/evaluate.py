@@ -1,0 +1,37 @@
+"""``audio2blendshape evaluate``: score checkpoints, baselines and the labels on a dataset split."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from audio2blendshape.cli.help import COMMAND_HELP
+from audio2blendshape.data.corpus import SPLITS
+from audio2blendshape.evaluation.evaluate import evaluate_dataset
+
+
+def register(subparsers: Any) -> None:
+    """Add the top-level ``evaluate`` command to an argparse subparsers object."""
+    # fmt: off
+    parser = subparsers.add_parser("evaluate", help=COMMAND_HELP["evaluate"])
+    parser.add_argument("checkpoints", nargs="*", metavar="CHECKPOINT",
+                        help="checkpoint files; 'default': the bundled model; none: oracle and baselines")
+    parser.add_argument("--data", type=Path, required=True, help="dataset directory")
+    parser.add_argument("--split", default="test", choices=SPLITS, help="split to score (default: test)")
+    parser.add_argument("--json", type=Path, metavar="OUT", help="also write the figures as JSON")
+    parser.add_argument("--no-baselines", dest="baselines", action="store_false",
+                        help="skip the baseline rows")
+    parser.add_argument("--limit", type=int, metavar="N", help="score only the split's first N utterances")
+    parser.set_defaults(func=_run)
+    # fmt: on
+
+
+def _run(args: argparse.Namespace) -> int:
+    paths = [None if c == "default" and not Path(c).exists() else c for c in args.checkpoints]
+    report = evaluate_dataset(paths, args.data, args.split, args.baselines, args.limit)
+    print(report.table())
+    if args.json is not None:
+        report.write_json(args.json)
+        print(f"wrote {args.json}")
+    return 0

@@ -1,0 +1,109 @@
+"""The ``stream`` and ``export-onnx`` commands: argument parsing and wiring.
+
+``stream``: audio chunks (``audio.chunks``) through a ``Streamer`` to the live outputs, paced by
+``live.session``. ``export-onnx``: ``models.onnx_export``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import sys
+
+from audio2blendshape.audio.chunks import file_chunks, mic_chunks
+from audio2blendshape.cli.help import COMMAND_HELP
+from audio2blendshape.live.session import COMPUTE_MARGIN_S, FrameSender, stream_audio
+from audio2blendshape.runtime.backends import load_stream_model
+from audio2blendshape.runtime.streamer import Streamer
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the top-level ``stream`` and ``export-onnx`` commands."""
+    _add_stream(subparsers)
+    _add_export(subparsers)
+
+
+def _add_stream(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("stream", help=COMMAND_HELP["stream"])
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("input", nargs="?", help="an audio file to stream")
+    source.add_argument("--mic", action="store_true", help="stream the default (or --mic-device) microphone")
+    parser.add_argument("--vmc", metavar="HOST:PORT", help="VMC/OSC receiver, e.g. 127.0.0.1:39539")
+    parser.add_argument(
+        "--livelink", metavar="HOST:PORT", help="Unreal Live Link Face receiver, e.g. 127.0.0.1:11111"
+    )
+    parser.add_argument("--ws", metavar="PORT", help="serve a WebSocket on PORT (127.0.0.1) or HOST:PORT")
+    parser.add_argument(
+        "--realtime", action="store_true", help="play a file at real-time pace (the mic always is)"
+    )
+    parser.add_argument(
+        "--checkpoint", help="a .safetensors checkpoint, or an .onnx export with --backend onnx"
+    )
+    parser.add_argument("--backend", choices=("torch", "onnx"), default="torch", help="inference engine")
+    parser.add_argument("--threads", type=int, default=1, help="CPU threads for inference (default 1)")
+    parser.add_argument("--fps", type=float, default=60.0, help="output frames per second")
+    parser.add_argument("--chunk-ms", type=float, default=20.0, help="audio per push, 10-100 ms")
+    parser.add_argument("--no-idle", dest="idle", action="store_false", help="no blinks or gaze")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the idle layer")
+    parser.add_argument("--resample-quality", choices=("HQ", "MQ", "LQ", "QQ"), default="HQ",
+                        help="soxr quality off 16 kHz: HQ equals offline, LQ/QQ buffer less")  # fmt: skip
+    parser.add_argument("--mic-rate", type=int, default=16_000, help="microphone sample rate in Hz")
+    parser.add_argument("--mic-device", help="sounddevice input device (name or index)")
+    parser.add_argument(
+        "--seconds", type=float, help="stop after this much audio (default: the end / Ctrl-C)"
+    )
+    parser.set_defaults(func=run_stream_command)
+
+
+def _add_export(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("export-onnx", help=COMMAND_HELP["export-onnx"])
+    parser.add_argument("--checkpoint", help="a .safetensors checkpoint (default: the bundled one)")
+    parser.add_argument("-o", "--output", required=True, help="the .onnx file to write")
+    parser.add_argument("--streaming", action="store_true", help="the fixed-window streaming variant")
+    parser.add_argument(
+        "--new-steps", type=int, default=1, help="--streaming: output steps per call (20 ms each)"
+    )
+    parser.set_defaults(func=run_export_command)
+
+
+def run_export_command(args: argparse.Namespace) -> int:
+    from audio2blendshape.models.onnx_export import OPSET, export_checkpoint
+    from audio2blendshape.runtime.onnx_backend import OnnxFrameModel, OnnxWindowModel
+
+    path = export_checkpoint(args.checkpoint, args.output, args.streaming, args.new_steps)
+    loaded = (OnnxWindowModel if args.streaming else OnnxFrameModel)(path)
+    inputs = ", ".join(f"{i.name} {i.shape}" for i in loaded.session.get_inputs())
+    outputs = ", ".join(f"{o.name} {o.shape}" for o in loaded.session.get_outputs())
+    print(f"wrote {path} ({loaded.metadata['variant']}, opset {OPSET}): {inputs} -> {outputs}; "
+          f"{len(loaded.names)} shapes, context {loaded.context_steps} + look-ahead {loaded.lookahead_steps} "
+          f"steps at {loaded.steps_per_second:g} steps/s")  # fmt: skip
+    return 0
+
+
+def run_stream_command(args: argparse.Namespace) -> int:
+    from audio2blendshape.live.outputs import open_live_outputs
+
+    if not 10.0 <= args.chunk_ms <= 100.0:
+        raise ValueError(f"--chunk-ms must be within 10..100, got {args.chunk_ms}")
+    if not (args.vmc or args.livelink or args.ws):
+        raise ValueError("nothing to stream to: give --vmc HOST:PORT, --livelink HOST:PORT or --ws PORT")
+    websocket = f"127.0.0.1:{args.ws}" if args.ws and args.ws.isdigit() else args.ws
+    model = load_stream_model(args.checkpoint, args.backend, args.threads)
+    file_source = None if args.mic else file_chunks(args.input, args.chunk_ms)
+    rate = args.mic_rate if file_source is None else file_source[0]
+    streamer = Streamer(model, rate, args.fps, args.idle, args.seed, resample_quality=args.resample_quality)
+    realtime = args.realtime or args.mic
+    latency = streamer.latency(args.chunk_ms / 1000).total_s + COMPUTE_MARGIN_S if realtime else None
+    with open_live_outputs(args.vmc, args.livelink, websocket, fps=args.fps) as outputs:
+        sender = FrameSender(outputs, streamer.names, latency)
+        if file_source is None:
+            chunks = mic_chunks(rate, args.chunk_ms, args.mic_device, sender.send_due)
+        else:
+            chunks = file_source[1]
+        if latency is not None:
+            print(f"streaming with {latency * 1e3:.1f} ms latency; Ctrl-C stops", file=sys.stderr)
+        with contextlib.closing(chunks):
+            paced = args.realtime and not args.mic
+            report = stream_audio(streamer, chunks, sender, paced, args.seconds)
+    print(report.summary(latency, streamer.state.nonfinite_samples))
+    return 0

@@ -1,0 +1,5 @@
+"""Evaluation: lip-sync figures and curve errors of checkpoints and baselines on a dataset split.
+
+Lives here: ``lipsync`` (the metrics, pure numpy), ``baselines`` (mean pose, energy envelope), ``evaluate``.
+May import: ``runtime`` (to animate), ``data``, ``audio``, ``names``. Never ``training``.
+"""

@@ -1,0 +1,269 @@
+"""Animations and the files they are written to: Live Link Face CSV, JSON and NPY.
+
+One writer class per format, in the style of Whisper's ``ResultWriter``: ``writer(animation, path)``
+writes the file atomically (a temporary file beside it, then ``os.replace``), so no half-written output ever
+exists, and rows are formatted and written in blocks so hours of animation need little memory.
+
+* ``csv``: exactly the layout of the Live Link Face iPhone app, which Unreal's and Blender's importers
+  read unchanged: ``Timecode,BlendshapeCount,`` then the 52 PascalCase names in Live Link's order
+  (``JawRight`` before ``JawLeft``, ``MouthRight`` before ``MouthLeft``), then 9 head/eye rotation columns
+  (written as 0: the model predicts none). Rows are ``HH:MM:SS:FF.mmm,61,<61 values>``; frame ``k`` at
+  ``fps`` has timecode ``k // fps`` seconds and ``FF = k % fps`` (``.mmm``, the sub-frame, is 000). Only
+  ARKit rigs at an integer frame rate can be written this way.
+* ``json``: ``{"names": [...], "fps": F, "duration": D, "frames": [[K values], ...]}``, one frame a line.
+* ``npy``: the float32 ``(T, K)`` weights; the column names are the checkpoint's (ARKit order for ARKit).
+
+CSV and JSON values are written with 6 decimals (1e-6 resolution, far below what a rig shows).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO, ClassVar
+
+import numpy as np
+
+from audio2blendshape.atomic import atomic_write
+from audio2blendshape.names import ARKIT_NAMES, to_pascal
+
+# Live Link Face's column order: ARKit's, except that the app writes right before left for jaw and mouth.
+_SWAPS = {"jawLeft": "jawRight", "jawRight": "jawLeft", "mouthLeft": "mouthRight", "mouthRight": "mouthLeft"}
+LIVE_LINK_NAMES: tuple[str, ...] = tuple(_SWAPS.get(name, name) for name in ARKIT_NAMES)
+LIVE_LINK_EXTRA: tuple[str, ...] = (
+    "HeadYaw", "HeadPitch", "HeadRoll", "LeftEyeYaw", "LeftEyePitch", "LeftEyeRoll",
+    "RightEyeYaw", "RightEyePitch", "RightEyeRoll",
+)  # fmt: skip
+LIVE_LINK_HEADER = ",".join(
+    ("Timecode", "BlendshapeCount", *(to_pascal(n) for n in LIVE_LINK_NAMES), *LIVE_LINK_EXTRA)
+)
+LIVE_LINK_COUNT = len(LIVE_LINK_NAMES) + len(LIVE_LINK_EXTRA)  # 61, the app's BlendshapeCount
+BLOCK_ROWS = 8192  # frames formatted and written at a time
+RANGE_SLACK = 1e-6  # weights this far outside [0, 1] are float noise and are clipped, not rejected
+
+
+class WriterError(ValueError):
+    """An animation that cannot be written in the requested format; the message names the file."""
+
+
+@dataclass(frozen=True)
+class Animation:
+    """Blendshape weights on a uniform frame grid: frame ``k`` at ``k / fps`` seconds."""
+
+    names: tuple[str, ...]  # the K column names, the checkpoint's rig order
+    fps: float  # frames per second
+    weights: np.ndarray  # float32 (T, K), T = floor(duration * fps)
+    duration: float  # seconds of audio animated
+
+    def __post_init__(self) -> None:
+        weights = np.asarray(self.weights)
+        if weights.ndim != 2 or weights.shape[1] != len(self.names):
+            raise ValueError(
+                f"Animation: weights {weights.shape} do not match {len(self.names)} names (T, K)"
+            )
+        if not (math.isfinite(self.fps) and self.fps > 0):
+            raise ValueError(f"Animation: fps must be a positive number, got {self.fps}")
+        object.__setattr__(self, "names", tuple(self.names))
+        object.__setattr__(self, "weights", np.ascontiguousarray(weights, dtype=np.float32))
+
+    @property
+    def frames(self) -> int:
+        """Number of frames T."""
+        return int(self.weights.shape[0])
+
+    @property
+    def times(self) -> np.ndarray:
+        """Frame times in seconds, float64 ``(T,)``: ``k / fps``."""
+        return np.arange(self.frames, dtype=np.float64) / self.fps
+
+    def write(self, path: str | Path, format: str | None = None) -> Path:
+        """Write to ``path`` as ``format`` (default: from the suffix: csv, json, npy); returns the path."""
+        path = Path(path)
+        return get_writer(format or format_from_suffix(path))(self, path)
+
+
+class ResultWriter:
+    """Writes an :class:`Animation` to one file format; subclasses implement ``write_result``."""
+
+    format: ClassVar[str]  # name used by ``--format``
+    extension: ClassVar[str]  # suffix of its files, with the dot
+
+    def __call__(self, animation: Animation, path: str | Path) -> Path:
+        """Check, then write ``animation`` to ``path`` atomically; returns ``path``."""
+        path = Path(path)
+        self.check(animation, path)
+        atomic_write(path, lambda handle: self.write_result(animation, handle))
+        return path
+
+    def check(self, animation: Animation, path: Path) -> None:
+        """Raise :class:`WriterError` naming ``path`` when ``animation`` cannot be written in this format."""
+        if not np.isfinite(animation.weights).all():
+            frame, column = (int(v) for v in np.argwhere(~np.isfinite(animation.weights))[0])
+            raise WriterError(
+                f"{path}: weight of {animation.names[column]!r} at frame {frame} is not a finite number"
+            )
+
+    def write_result(self, animation: Animation, handle: BinaryIO) -> None:
+        raise NotImplementedError
+
+
+def fixed6(values: np.ndarray) -> np.ndarray:
+    """Values ``(T, K)`` in [0, 1] as ASCII ``d.dddddd``: uint8 ``(T, K, 8)``, rounded to 6 decimals.
+
+    Vectorised because ``"%.6f" % v`` per value costs more than the model on long audio.
+    """
+    micro = np.rint(np.clip(values.astype(np.float64), 0.0, 1.0) * 1e6).astype(np.int64)
+    out = np.empty((*values.shape, 8), dtype=np.uint8)
+    out[..., 0] = ord("0") + micro // 1_000_000
+    out[..., 1] = ord(".")
+    for i in range(6):
+        out[..., 2 + i] = ord("0") + (micro // 10 ** (5 - i)) % 10
+    return out
+
+
+def format_rows(values: np.ndarray, separator: bytes = b",") -> list[bytes]:
+    """Each row of ``values (T, K)`` in [0, 1] as ``v,v,...`` bytes (6 decimals): a list of T byte strings."""
+    rows, columns = values.shape
+    if rows == 0:
+        return []
+    cells = np.empty((rows, columns, 9), dtype=np.uint8)
+    cells[..., :8] = fixed6(values)
+    cells[..., 8] = separator[0]
+    width = columns * 9 - 1  # the last separator is dropped
+    flat = np.ascontiguousarray(cells.reshape(rows, columns * 9)[:, :width])
+    return list(flat.view(f"S{width}").ravel())
+
+
+def _blocks(animation: Animation, columns: list[int] | None = None) -> Iterator[tuple[int, np.ndarray]]:
+    """(first frame, weights ``(t, K)``) blocks of at most ``BLOCK_ROWS`` frames, columns reordered."""
+    for first in range(0, animation.frames, BLOCK_ROWS):
+        block = animation.weights[first : first + BLOCK_ROWS]
+        yield first, block if columns is None else block[:, columns]
+
+
+def _check_range(animation: Animation, path: Path) -> None:
+    weights = animation.weights
+    bad = (weights < -RANGE_SLACK) | (weights > 1.0 + RANGE_SLACK)
+    if bad.any():
+        frame, column = (int(v) for v in np.argwhere(bad)[0])
+        raise WriterError(
+            f"{path}: weight of {animation.names[column]!r} at frame {frame} is "
+            f"{weights[frame, column]:g}, outside the blendshape range [0, 1]"
+        )
+
+
+def timecode(frame: int, fps: int) -> str:
+    """Live Link Face timecode ``HH:MM:SS:FF.mmm`` of frame ``frame`` at an integer ``fps``."""
+    seconds, within = divmod(frame, fps)
+    minutes, second = divmod(seconds, 60)
+    hours, minute = divmod(minutes, 60)
+    return f"{hours:02d}:{minute:02d}:{second:02d}:{within:02d}.000"
+
+
+class CsvWriter(ResultWriter):
+    """Live Link Face CSV (see the module docstring); ARKit rigs at integer frame rates only."""
+
+    format = "csv"
+    extension = ".csv"
+
+    def check(self, animation: Animation, path: Path) -> None:
+        super().check(animation, path)
+        keys = [n.lower() for n in animation.names]
+        missing = [n for n in ARKIT_NAMES if n.lower() not in keys]
+        if missing or len(keys) != len(ARKIT_NAMES):
+            lacks = f", lacking {', '.join(map(repr, missing[:3]))}{' ...' if len(missing) > 3 else ''}"
+            raise WriterError(
+                f"{path}: Live Link Face CSV holds the {len(ARKIT_NAMES)} ARKit blendshapes, but this "
+                f"animation's rig has {len(keys)} shapes{lacks if missing else ''} "
+                f"(first: {animation.names[0]!r}); write JSON or NPY instead, which take any rig"
+            )
+        if animation.fps != round(animation.fps):
+            raise WriterError(
+                f"{path}: Live Link Face timecodes count whole frames per second, so the CSV needs an "
+                f"integer frame rate, not {animation.fps:g} fps; use e.g. 30 or write JSON or NPY"
+            )
+        _check_range(animation, path)
+
+    def write_result(self, animation: Animation, handle: BinaryIO) -> None:
+        keys = [n.lower() for n in animation.names]
+        columns = [keys.index(n.lower()) for n in LIVE_LINK_NAMES]
+        fps = round(animation.fps)
+        count = f",{LIVE_LINK_COUNT},".encode()
+        tail = ("," + ",".join(["0.000000"] * len(LIVE_LINK_EXTRA)) + "\n").encode()
+        handle.write((LIVE_LINK_HEADER + "\n").encode())
+        for first, block in _blocks(animation, columns):
+            lines = (
+                timecode(first + i, fps).encode() + count + row + tail
+                for i, row in enumerate(format_rows(block))
+            )
+            handle.write(b"".join(lines))
+
+
+class JsonWriter(ResultWriter):
+    """``{"names", "fps", "duration", "frames"}``, one frame a line; any rig."""
+
+    format = "json"
+    extension = ".json"
+
+    def check(self, animation: Animation, path: Path) -> None:
+        super().check(animation, path)
+        _check_range(animation, path)
+
+    def write_result(self, animation: Animation, handle: BinaryIO) -> None:
+        fps: float | int = int(animation.fps) if animation.fps == int(animation.fps) else animation.fps
+        head = {"names": list(animation.names), "fps": fps, "duration": round(animation.duration, 6)}
+        handle.write(json.dumps(head)[:-1].encode() + b', "frames": [')
+        for first, block in _blocks(animation):
+            rows = format_rows(block)
+            lead = b"\n[" if first == 0 else b",\n["
+            handle.write(lead + b"],\n[".join(rows) + b"]")
+        handle.write(b"\n]}\n")
+
+
+class NpyWriter(ResultWriter):
+    """The float32 ``(T, K)`` weights as ``.npy``; any rig, any values."""
+
+    format = "npy"
+    extension = ".npy"
+
+    def write_result(self, animation: Animation, handle: BinaryIO) -> None:
+        np.save(handle, animation.weights, allow_pickle=False)
+
+
+WRITERS: dict[str, type[ResultWriter]] = {w.format: w for w in (CsvWriter, JsonWriter, NpyWriter)}
+FORMATS: tuple[str, ...] = tuple(WRITERS)
+
+
+def get_writer(format: str) -> ResultWriter:
+    """The writer of ``format`` (``csv``, ``json`` or ``npy``)."""
+    try:
+        return WRITERS[format.lower()]()
+    except KeyError:
+        raise WriterError(f"unknown output format {format!r}; choose one of {', '.join(FORMATS)}") from None
+
+
+def format_from_suffix(path: str | Path) -> str:
+    """The format a path's suffix names (``out.csv`` -> ``csv``), or a WriterError naming the path."""
+    suffix = Path(path).suffix.lower()
+    for name, writer in WRITERS.items():
+        if writer.extension == suffix:
+            return name
+    raise WriterError(
+        f"{path}: cannot tell the output format from the suffix {suffix or '(none)'!r}; "
+        f"use {', '.join(w.extension for w in WRITERS.values())} or give the format"
+    )
+
+
+def read_json_animation(path: str | Path) -> Animation:
+    """Read back a file written by :class:`JsonWriter` (duration defaults to frames / fps)."""
+    path = Path(path)
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+        weights = np.asarray(data["frames"], dtype=np.float32).reshape(-1, len(data["names"]))
+        duration = float(data.get("duration", len(weights) / data["fps"]))
+        return Animation(tuple(data["names"]), float(data["fps"]), weights, duration)
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise WriterError(f"{path}: not an animation JSON file ({error})") from error

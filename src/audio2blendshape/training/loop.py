@@ -1,0 +1,297 @@
+"""The training loop, read top to bottom in ``train``.
+
+Each step: forward, the loss dict, ``backward``, gradient diagnostics, clipping, the AdamW step,
+``zero_grad(set_to_none=True)``. Launched by ``torchrun`` it trains with DistributedDataParallel (gloo on
+CPU, nccl on CUDA) from the environment torchrun sets; only rank 0 writes files.
+
+A run is a pure function of its config and step number: the learning rate, the batch and the dropout masks
+of step ``s`` are all derived from ``(seed, s, rank)``. So a run killed at any point and started again with
+the same config resumes from its last checkpoint and logs exactly the losses an uninterrupted run logs.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch import nn
+from tqdm import tqdm
+
+from audio2blendshape.data.toy_speech import synthetic_windows
+from audio2blendshape.data.windows import WindowDataset, collate
+from audio2blendshape.models.simplified import BlendshapeModel
+from audio2blendshape.training.checkpoint import (
+    build_model,
+    load_checkpoint,
+    load_default_checkpoint,
+    save_checkpoint,
+)
+from audio2blendshape.training.config import Config, config_to_dict
+from audio2blendshape.training.diagnostics import (
+    GradientFinding,
+    check_gradients,
+    finite_loss_or_raise,
+    gradient_norms,
+)
+from audio2blendshape.training.feature_augment import augment_features
+from audio2blendshape.training.losses import BlendshapeLoss
+from audio2blendshape.training.metrics_log import MetricsLog
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT_NAME = "last.safetensors"
+# Fields that may change between a run and its resumption without changing the run's results.
+RESUMABLE_CHANGES = {"max_steps", "progress", "log_every", "eval_every", "checkpoint_every", "device",
+                     "tensorboard"}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Runtime:
+    rank: int  # this process's rank (0 without torchrun)
+    world: int  # number of processes
+    device: torch.device
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+def resolve_device(name: str, local_rank: int = 0) -> torch.device:
+    if name == "auto":
+        name = f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu"
+    return torch.device(name)
+
+
+def setup_runtime(device_name: str) -> Runtime:
+    """Join the process group when torchrun launched us, else run as a single process."""
+    if "RANK" not in os.environ or "WORLD_SIZE" not in os.environ:
+        return Runtime(0, 1, resolve_device(device_name))
+    local_rank = int(os.environ.get("LOCAL_RANK", 0))
+    device = resolve_device(device_name, local_rank)
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    return Runtime(dist.get_rank(), dist.get_world_size(), device)
+
+
+def load_datasets(config: Config) -> tuple[WindowDataset, WindowDataset]:
+    data = config.data
+    if data.source == "synthetic":
+        seed = config.train.seed
+        return (
+            synthetic_windows(data.train_windows, 2 * seed, data.window_frames),
+            synthetic_windows(data.val_windows, 2 * seed + 1, data.window_frames),
+        )
+    from audio2blendshape.data.corpus_windows import CorpusWindows
+
+    return (
+        CorpusWindows(data.corpus_dir, "train", window_frames=data.window_frames),
+        CorpusWindows(data.corpus_dir, "val", window_frames=data.window_frames),
+    )
+
+
+def learning_rate(step: int, config: Config) -> float:
+    """Linear warm-up to ``lr``, then cosine decay to ``min_lr`` at ``max_steps``."""
+    t = config.train
+    if step < t.warmup_steps:
+        return t.lr * (step + 1) / t.warmup_steps
+    progress = (step - t.warmup_steps) / max(1, t.max_steps - t.warmup_steps)
+    return t.min_lr + 0.5 * (t.lr - t.min_lr) * (1.0 + math.cos(math.pi * min(1.0, progress)))
+
+
+def derived_seed(*values: int) -> int:
+    """A seed for one purpose of one step, independent of every other (seed, purpose, step, ...)."""
+    return int(np.random.SeedSequence(list(values)).generate_state(1)[0])
+
+
+def batch_indices(step: int, size: int, config: Config, runtime: Runtime) -> torch.Tensor:
+    """This rank's share of step ``step``'s batch: a slice of the epoch's seeded permutation."""
+    per_step = config.train.batch_size * runtime.world
+    if size < per_step:
+        raise ValueError(f"the training set has {size} windows, fewer than one step needs ({per_step})")
+    steps_per_epoch = size // per_step
+    epoch, position = divmod(step, steps_per_epoch)
+    generator = torch.Generator().manual_seed(derived_seed(config.train.seed, 1, epoch))
+    order = torch.randperm(size, generator=generator)
+    start = position * per_step + runtime.rank * config.train.batch_size
+    return order[start : start + config.train.batch_size]
+
+
+@torch.no_grad()
+def evaluate(model: BlendshapeModel, dataset: WindowDataset, loss_fn: BlendshapeLoss, config: Config,
+             device: torch.device) -> dict[str, float]:  # fmt: skip
+    """Mean loss terms over the whole validation set, dropout off."""
+    model.eval()
+    totals: dict[str, float] = {}
+    size = len(dataset)
+    for start in range(0, size, config.train.batch_size):
+        mel, curves = collate(dataset, torch.arange(start, min(start + config.train.batch_size, size)))
+        terms = loss_fn(model(mel.to(device)), model.target(curves.to(device)))
+        for name, value in terms.items():
+            totals[name] = totals.get(name, 0.0) + float(value) * mel.shape[0]
+    model.train()
+    return {f"val/{name}": value / size for name, value in totals.items()}
+
+
+def ranks_in_sync(model: nn.Module, runtime: Runtime) -> bool:
+    """True when every rank holds bit-identical parameters (a cheap exact signature, gathered)."""
+    flat = torch.cat([p.detach().reshape(-1) for p in model.parameters()]).double()
+    ramp = torch.linspace(1.0, 2.0, flat.numel(), dtype=torch.float64, device=flat.device)
+    signature = torch.stack([flat.sum(), (flat * ramp).sum(), flat.abs().max()])
+    if runtime.world == 1:
+        return True
+    gathered = [torch.empty_like(signature) for _ in range(runtime.world)]
+    dist.all_gather(gathered, signature)
+    return all(torch.equal(gathered[0], other) for other in gathered[1:])
+
+
+def resume_step(path: Path, model: BlendshapeModel, optimizer: torch.optim.Optimizer, config: Config) -> int:
+    """Load weights and optimizer state from ``path`` after checking it belongs to this run."""
+    checkpoint = load_checkpoint(path)
+    stored, current = config_to_dict(checkpoint.config), config_to_dict(config)
+    for section in current:
+        for key in current[section]:
+            if key in RESUMABLE_CHANGES or stored[section][key] == current[section][key]:
+                continue
+            raise ValueError(
+                f"{path}: this run was started with {section}.{key}={stored[section][key]!r}, not "
+                f"{current[section][key]!r}; use a new train.out_dir or the original config"
+            )
+    model.load_state_dict(checkpoint.model.state_dict(), strict=True)
+    if checkpoint.optimizer_state is not None:
+        optimizer.load_state_dict(checkpoint.optimizer_state)
+    return checkpoint.step
+
+
+def initialise_from(path: Path, model: BlendshapeModel, names: tuple[str, ...]) -> None:
+    """Start from another run's weights (fine-tuning), optimizer state fresh.
+
+    The source may have another rig: per-shape rows (queries, per-shape output layers) are copied for the
+    names both rigs share (case-insensitive) and start fresh for the others, so a model trained on ARKit can
+    start a 116-shape rig with its audio encoder. Everything else must fit this config's model exactly.
+    ``default`` names the bundled model.
+    """
+    source = load_default_checkpoint() if str(path) == "default" else load_checkpoint(path)
+    state = source.model.state_dict()
+    fresh = model.state_dict()
+    source_rows = {name.lower(): row for row, name in enumerate(source.names)}
+    rows = [row for row, name in enumerate(names) if name.lower() in source_rows]  # shapes both rigs have
+    from_rows = [source_rows[names[row].lower()] for row in rows]
+    for key in model.per_shape_parameters():
+        if key not in state or state[key].shape[1:] != fresh[key].shape[1:]:
+            continue  # another model kind or width: load_state_dict below reports the mismatch
+        merged = fresh[key].clone()
+        merged[rows] = state[key][from_rows]
+        state[key] = merged
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as error:
+        raise ValueError(f"{path}: its weights do not fit this config's model ({error})") from error
+    if len(rows) < len(names):
+        log.info("init_from %s: %d of %d shapes by name, the rest start fresh", path, len(rows), len(names))
+
+
+def restore(
+    path: Path,
+    model: BlendshapeModel,
+    optimizer: torch.optim.Optimizer,
+    config: Config,
+    names: tuple[str, ...],
+    runtime: Runtime,
+) -> int:
+    """The first step to run: resume from ``path`` if it exists, else start (from ``init_from`` if set)."""
+    if path.exists():
+        start = resume_step(path, model, optimizer, config)
+        if runtime.is_main:
+            log.info("resuming %s from step %d", path, start)
+        return start
+    if config.train.init_from:
+        initialise_from(Path(config.train.init_from), model, names)
+    return 0
+
+
+def step_record(
+    terms: dict[str, torch.Tensor],
+    lr: float,
+    grad_norm: float,
+    findings: list[GradientFinding],
+    norms: dict[str, float | None],
+) -> dict[str, Any]:
+    """A logged step's metrics: loss terms, learning rate, gradient norms (total, per parameter), findings."""
+    record: dict[str, Any] = {f"train/{k}": float(v.detach()) for k, v in terms.items()}
+    record.update({"lr": lr, "grad_norm": grad_norm, "grad_findings": [f.message() for f in findings]})
+    record.update({f"grad/{name}": norm for name, norm in norms.items()})
+    return record
+
+
+def train(config: Config) -> dict[str, Any]:
+    """Train a model as ``config`` says; returns the last logged metrics."""
+    t = config.train
+    runtime = setup_runtime(t.device)
+    train_set, val_set = load_datasets(config)
+    names = tuple(train_set.names)
+    torch.manual_seed(t.seed)
+    model = build_model(config, len(names)).to(runtime.device)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=t.lr, weight_decay=t.weight_decay)
+    out_dir = Path(t.out_dir)
+    checkpoint_path = out_dir / CHECKPOINT_NAME
+    start = restore(checkpoint_path, model, optimizer, config, names, runtime)
+    ddp_model = nn.parallel.DistributedDataParallel(model) if runtime.world > 1 else model
+    loss_fn = BlendshapeLoss(names, config.loss)
+    metrics = MetricsLog(out_dir / "metrics.jsonl", start, runtime.is_main, t.tensorboard)
+    progress = tqdm(total=t.max_steps, initial=start, disable=not (t.progress and runtime.is_main),
+                    desc="train", unit="step", dynamic_ncols=True)  # fmt: skip
+    last: dict[str, Any] = {}
+    for step in range(start, t.max_steps):
+        lr = learning_rate(step, config)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        torch.manual_seed(derived_seed(t.seed, 0, step, runtime.rank))  # this step's dropout masks
+        mel, curves = collate(train_set, batch_indices(step, len(train_set), config, runtime))
+        mel, curves = mel.to(runtime.device), curves.to(runtime.device)
+        augment_seed = derived_seed(t.seed, 2, step, runtime.rank)  # purpose 2: feature augmentation
+        mel = augment_features(mel, config.data.feature_warp, config.data.feature_tilt, augment_seed)
+
+        pred = ddp_model(mel)
+        terms = loss_fn(pred, model.target(curves))
+        finite_loss_or_raise(terms["total"], step)
+        terms["total"].backward()
+
+        done = step + 1
+        logging_step = done % t.log_every == 0 or done == 1 or done == t.max_steps
+        norms = gradient_norms(model)
+        findings = check_gradients(model, t.grad_warn_norm, warn=logging_step, norms=norms)
+        grad_norm = float(nn.utils.clip_grad_norm_(model.parameters(), t.grad_clip))
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+
+        loss_value = float(terms["total"].detach())
+        progress.update(1)
+        progress.set_postfix(loss=f"{loss_value:.4f}", grad=f"{grad_norm:.3f}")
+        record = step_record(terms, lr, grad_norm, findings, norms) if logging_step else {}
+        if (done % t.eval_every == 0 or done == t.max_steps) and runtime.is_main:
+            record.update(evaluate(model, val_set, loss_fn, config, runtime.device))
+            progress.write(f"step {done}: train {loss_value:.5f}  val {record['val/total']:.5f}")
+        checkpointing = done % t.checkpoint_every == 0 or done == t.max_steps
+        if checkpointing:
+            record["ranks_in_sync"] = ranks_in_sync(model, runtime)
+        if record:
+            metrics.write(done, record)
+            last = record
+        if checkpointing and runtime.is_main:
+            save_checkpoint(checkpoint_path, model, config, names, done, optimizer)
+    progress.close()
+    metrics.close()
+    summary = {"steps": t.max_steps, "checkpoint": str(checkpoint_path), "world": runtime.world, "last": last}
+    if runtime.world > 1:
+        dist.barrier()
+        dist.destroy_process_group()
+    return summary

@@ -1,0 +1,154 @@
+"""Writers: Live Link Face CSV exactly as the app writes it, JSON, NPY, atomic output and clear errors."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import shared_path
+
+import audio2blendshape.runtime.writers as writers
+from audio2blendshape.names import ARKIT_NAMES
+from audio2blendshape.runtime.livelink_csv import read_livelink_csv
+from audio2blendshape.runtime.writers import (
+    LIVE_LINK_HEADER,
+    Animation,
+    CsvWriter,
+    JsonWriter,
+    NpyWriter,
+    WriterError,
+    fixed6,
+    format_from_suffix,
+    get_writer,
+    read_json_animation,
+    timecode,
+)
+
+
+def _animation(frames: int = 130, fps: float = 60, names: tuple[str, ...] = ARKIT_NAMES) -> Animation:
+    weights = np.random.default_rng(frames).random((frames, len(names)), dtype=np.float32)
+    weights[0, :2] = (0.0, 1.0)  # the range's ends must survive formatting
+    return Animation(names, fps, weights, frames / fps + 0.004)
+
+
+def test_header_is_the_live_link_face_apps() -> None:
+    header = shared_path("formats", "live_link_face_header.csv").read_text(encoding="utf-8").strip()
+    assert header == LIVE_LINK_HEADER
+    columns = LIVE_LINK_HEADER.split(",")
+    assert len(columns) == 2 + 61 and columns.index("JawRight") < columns.index("JawLeft")
+    assert columns.index("MouthRight") < columns.index("MouthLeft")
+
+
+@pytest.mark.parametrize("fps", [24, 25, 30, 50, 60, 100])
+def test_csv_round_trips_through_the_live_link_reader(tmp_path: Path, fps: int) -> None:
+    animation = _animation(frames=2 * fps + 7, fps=fps)
+    path = animation.write(tmp_path / "take.csv")
+    take = read_livelink_csv(path)
+    assert take.fps == fps and take.curves.shape == animation.weights.shape
+    np.testing.assert_allclose(take.curves, animation.weights, atol=5.1e-7, rtol=0)
+    assert set(take.extra) == set(LIVE_LINK_HEADER.split(",")[-9:])
+    assert all(np.all(column == 0) for column in take.extra.values())
+
+
+def test_csv_rows_are_what_the_app_writes(tmp_path: Path) -> None:
+    animation = _animation(frames=3)
+    weights = animation.weights.copy()
+    weights[1, ARKIT_NAMES.index("jawLeft")], weights[1, ARKIT_NAMES.index("jawRight")] = 0.25, 0.75
+    path = Animation(ARKIT_NAMES, 60, weights, 0.05).write(tmp_path / "take.csv")
+    lines = path.read_text(encoding="utf-8").splitlines()
+    rows = list(csv.reader(lines))
+    assert lines[0] == LIVE_LINK_HEADER and len(rows) == 4
+    assert [r[0] for r in rows[1:]] == ["00:00:00:00.000", "00:00:00:01.000", "00:00:00:02.000"]
+    assert all(len(r) == 63 and r[1] == "61" for r in rows[1:])
+    by_name = dict(zip(rows[0], rows[2], strict=True))
+    assert (by_name["JawLeft"], by_name["JawRight"], by_name["HeadYaw"]) == (
+        "0.250000",
+        "0.750000",
+        "0.000000",
+    )
+    assert rows[1][2] == "0.000000" and rows[1][3] == "1.000000"  # EyeBlinkLeft, EyeLookDownLeft
+    assert timecode(3661 * 60 + 5, 60) == "01:01:01:05.000" and timecode(99, 100) == "00:00:00:99.000"
+
+
+def test_csv_columns_are_found_by_name_whatever_the_rig_order(tmp_path: Path) -> None:
+    animation = _animation(frames=70)
+    order = np.random.default_rng(1).permutation(52)
+    names = tuple(ARKIT_NAMES[i].upper() for i in order)
+    shuffled = Animation(names, 60, animation.weights[:, order], animation.duration)
+    take = read_livelink_csv(shuffled.write(tmp_path / "shuffled.csv"))
+    np.testing.assert_allclose(take.curves, animation.weights, atol=5.1e-7)
+
+
+def test_csv_refuses_other_rigs_and_fractional_rates(tmp_path: Path) -> None:
+    facegood = _animation(names=tuple(f"shape_{i}" for i in range(116)))
+    with pytest.raises(WriterError, match=r"take\.csv: .*116 shapes.*JSON or NPY"):
+        facegood.write(tmp_path / "take.csv")
+    with pytest.raises(WriterError, match=r"integer frame rate, not 29\.97"):
+        _animation(fps=29.97).write(tmp_path / "take.csv")
+    assert not list(tmp_path.iterdir())  # nothing written, not even a temporary file
+    facegood.write(tmp_path / "take.json")
+    facegood.write(tmp_path / "take.npy")
+    assert read_json_animation(tmp_path / "take.json").names == facegood.names
+
+
+def test_json_and_npy_hold_names_fps_and_frames(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(writers, "BLOCK_ROWS", 16)  # several blocks, and a partial last one
+    animation = _animation(frames=37, fps=30)
+    data = json.loads(animation.write(tmp_path / "a.json").read_text(encoding="utf-8"))
+    assert data["names"] == list(ARKIT_NAMES) and data["fps"] == 30 and len(data["frames"]) == 37
+    assert data["duration"] == pytest.approx(animation.duration, abs=1e-6)
+    np.testing.assert_allclose(np.array(data["frames"]), animation.weights, atol=5.1e-7)
+    stored = np.load(animation.write(tmp_path / "a.npy"))
+    assert stored.dtype == np.float32 and np.array_equal(stored, animation.weights)
+    take = read_livelink_csv(animation.write(tmp_path / "a.csv"))
+    np.testing.assert_allclose(take.curves, animation.weights, atol=5.1e-7)
+    empty = Animation(ARKIT_NAMES, 60, np.zeros((0, 52), np.float32), 0.01)
+    assert json.loads(empty.write(tmp_path / "e.json").read_text())["frames"] == []
+
+
+def test_fixed6_rounds_to_six_decimals() -> None:
+    values = np.array([[0.0, 1.0, 0.5, 0.1234564, 0.1234566, 1.0000001, -1e-8]], dtype=np.float64)
+    text = [bytes(cell).decode() for cell in fixed6(values)[0]]
+    assert text == ["0.000000", "1.000000", "0.500000", "0.123456", "0.123457", "1.000000", "0.000000"]
+
+
+def test_writes_are_atomic(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "take.csv"
+    path.write_text("previous take")
+    monkeypatch.setattr(writers, "BLOCK_ROWS", 10)
+    calls = {"n": 0}
+    real = writers.format_rows
+
+    def failing(values: np.ndarray, separator: bytes = b",") -> list[bytes]:
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise OSError("disk full")
+        return real(values, separator)
+
+    monkeypatch.setattr(writers, "format_rows", failing)
+    with pytest.raises(OSError, match="disk full"):
+        _animation(frames=50).write(path)
+    assert path.read_text() == "previous take" and sorted(p.name for p in tmp_path.iterdir()) == ["take.csv"]
+
+
+def test_bad_values_and_formats_are_named(tmp_path: Path) -> None:
+    animation = _animation(frames=5)
+    weights = animation.weights.copy()
+    weights[3, 17] = 1.5
+    with pytest.raises(WriterError, match=r"bad\.csv: weight of 'jawOpen' at frame 3 is 1\.5"):
+        Animation(ARKIT_NAMES, 60, weights, 1.0).write(tmp_path / "bad.csv")
+    weights[3, 17] = np.nan
+    with pytest.raises(WriterError, match="not a finite number"):
+        NpyWriter()(Animation(ARKIT_NAMES, 60, weights, 1.0), tmp_path / "bad.npy")
+    with pytest.raises(WriterError, match=r"take\.txt: cannot tell the output format"):
+        animation.write(tmp_path / "take.txt")
+    with pytest.raises(WriterError, match="unknown output format 'fbx'"):
+        get_writer("fbx")
+    assert animation.write(tmp_path / "take.txt", format="json").read_text().startswith('{"names"')
+    assert format_from_suffix("a/B.JSON") == "json" and isinstance(get_writer("CSV"), CsvWriter)
+    assert JsonWriter.extension == ".json"
+    with pytest.raises(ValueError, match="do not match"):
+        Animation(ARKIT_NAMES, 60, np.zeros((4, 51), np.float32), 1.0)
