@@ -53,5 +53,3 @@ def build_dataclass(cls: Any, table: dict[str, Any], where: str) -> Any:
         else:
             values[name] = _coerce(value, hints[name], f"{where}.{name}")
     return cls(**values)
-
-

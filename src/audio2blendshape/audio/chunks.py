@@ -64,5 +64,3 @@ def mic_chunks(
                 yield captured.get(timeout=0.002)
             except queue.Empty:
                 poll()
-
-

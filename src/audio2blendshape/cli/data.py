@@ -331,9 +331,7 @@ def _check_command(args: argparse.Namespace) -> int:
 
 
 def register_inspect(subparsers: Any) -> None:
-    """Add ``stats`` and ``check`` to an argparse subparsers object (wired under ``data``).
-
-    """
+    """Add ``stats`` and ``check`` to an argparse subparsers object (wired under ``data``)."""
     parser = subparsers.add_parser("stats", help="hours per language/speaker/split and per-shape activity")
     parser.add_argument("dir", type=Path, help="dataset directory")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")

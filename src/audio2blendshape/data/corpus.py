@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 import soundfile
 
-from audio2blendshape.audio.constants import SAMPLE_RATE
+from audio2blendshape.audio.constants import FRAMES_PER_SECOND, SAMPLE_RATE
 from audio2blendshape.audio.decode import AudioError, load_audio, prepare_waveform
 from audio2blendshape.audio.mel import log_mel
 from audio2blendshape.atomic import atomic_save_npy, atomic_write, atomic_write_text, atomic_write_wav
@@ -297,6 +297,25 @@ def read_manifest(root: Path) -> list[dict[str, Any]]:
 
 
 # ---------------------------------------------------------------------------------------------- reading
+
+
+def resample_curves(
+    curves: np.ndarray, fps: float, frames: int, rate: float = FRAMES_PER_SECOND
+) -> np.ndarray:
+    """Curves ``(F, K)`` at ``fps`` -> ``(frames, K)`` at ``rate``.
+
+    Output row ``j`` is the linear interpolation at time ``j / rate`` of input rows at times ``i / fps``;
+    times past the last input frame hold its value (the audio may outlast the curves by under a frame).
+    """
+    if curves.ndim != 2 or curves.shape[0] == 0:
+        raise ValueError(f"curves must have shape (F, K) with F > 0, got {curves.shape}")
+    position = np.arange(frames, dtype=np.float64) * (fps / rate)
+    last = curves.shape[0] - 1
+    lower = np.minimum(np.floor(position).astype(np.int64), last)
+    upper = np.minimum(lower + 1, last)
+    weight = np.clip(position - lower, 0.0, 1.0)[:, None]
+    out = curves[lower] * (1.0 - weight) + curves[upper] * weight
+    return out.astype(np.float32)
 
 
 def load_curves(root: Path, record: dict[str, Any]) -> np.ndarray:

@@ -18,30 +18,19 @@ import numpy as np
 import torch
 
 from audio2blendshape.audio.constants import FRAMES_PER_SECOND, LOG_FLOOR, LOG_OFFSET, LOG_SCALE, WINDOW_FRAMES
-from audio2blendshape.data.corpus import SPLITS, CorpusError, load_curves, load_mel, read_manifest, read_names
+from audio2blendshape.data.corpus import (
+    SPLITS,
+    CorpusError,
+    load_curves,
+    load_mel,
+    read_manifest,
+    read_names,
+    resample_curves,
+)
 from audio2blendshape.data.windows import Window
 
 SILENCE_MEL = (float(np.log10(LOG_FLOOR)) + LOG_OFFSET) / LOG_SCALE  # the feature value of digital silence
 SEQUENCE_FRAMES = 1000  # 10 s windows for sequence models
-
-
-def resample_curves(
-    curves: np.ndarray, fps: float, frames: int, rate: float = FRAMES_PER_SECOND
-) -> np.ndarray:
-    """Curves ``(F, K)`` at ``fps`` -> ``(frames, K)`` at ``rate``.
-
-    Output row ``j`` is the linear interpolation at time ``j / rate`` of input rows at times ``i / fps``;
-    times past the last input frame hold its value (the audio may outlast the curves by under a frame).
-    """
-    if curves.ndim != 2 or curves.shape[0] == 0:
-        raise ValueError(f"curves must have shape (F, K) with F > 0, got {curves.shape}")
-    position = np.arange(frames, dtype=np.float64) * (fps / rate)
-    last = curves.shape[0] - 1
-    lower = np.minimum(np.floor(position).astype(np.int64), last)
-    upper = np.minimum(lower + 1, last)
-    weight = np.clip(position - lower, 0.0, 1.0)[:, None]
-    out = curves[lower] * (1.0 - weight) + curves[upper] * weight
-    return out.astype(np.float32)
 
 
 def window_starts(frames: int, window: int, hop: int) -> np.ndarray:

@@ -9,7 +9,6 @@ leaves the target as it was, or (if killed mid-merge) with only complete utteran
 
 from __future__ import annotations
 
-import argparse
 import os
 import re
 import shutil

@@ -13,7 +13,6 @@ validation or test is never heard in training, in any language or at any pitch.
 
 from __future__ import annotations
 
-import argparse
 import json
 import multiprocessing
 import os

@@ -12,7 +12,6 @@ missing words at once instead of failing hours in.
 
 from __future__ import annotations
 
-import argparse
 import re
 import sys
 import zlib

@@ -27,8 +27,7 @@ import audio2blendshape.data.corpus as corpus
 import audio2blendshape.evaluation.lipsync as metrics
 from audio2blendshape.atomic import atomic_write_text
 from audio2blendshape.audio.constants import HOP_LENGTH, SAMPLE_RATE
-from audio2blendshape.data.corpus import MANIFEST_FILE, SPLITS, CorpusError
-from audio2blendshape.data.corpus_windows import resample_curves
+from audio2blendshape.data.corpus import MANIFEST_FILE, SPLITS, CorpusError, resample_curves
 from audio2blendshape.data.visemes import mouth_openness
 from audio2blendshape.evaluation.baselines import Animate, baseline_rows, load_label_curves, train_statistics
 from audio2blendshape.names import Rig

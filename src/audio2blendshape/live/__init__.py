@@ -2,5 +2,6 @@
 
 Lives here: ``sink`` (the contract and shared helpers), ``vmc``, ``livelink_udp``, ``websocket``, ``outputs``
 (the fan-out), ``session`` (pushing chunks through a Streamer and pacing frames to real time).
-May import: ``runtime``, ``audio``, ``names``, python-osc, websockets. Never torch, ``models`` or ``training``.
+May import: ``runtime``, ``audio``, ``names``, python-osc, websockets.
+Never torch, ``models`` or ``training``.
 """

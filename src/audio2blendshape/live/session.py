@@ -134,5 +134,3 @@ def stream_audio(
     sender.drain()
     report.audio_s = streamer.time
     return report
-
-

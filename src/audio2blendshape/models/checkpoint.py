@@ -1,4 +1,4 @@
-"""Self-describing checkpoints, the reading side: a model rebuilt from one safetensors file, no training stack.
+"""Self-describing checkpoints, the reading side: a model rebuilt from one safetensors file.
 
 A checkpoint is one safetensors file whose metadata carries the run's JSON config and the output names.
 Loading never executes code from the file (safetensors holds only tensors and strings): the model is rebuilt

@@ -205,5 +205,7 @@ def export_checkpoint(
     loaded = load_model(checkpoint) if checkpoint is not None else load_default_model()
     source = str(checkpoint) if checkpoint is not None else "default checkpoint"
     if not isinstance(loaded.model, FrameModel):
-        raise OnnxExportError(f"{source}: a {type(loaded.model).__name__}; only FrameModel checkpoints export")
+        raise OnnxExportError(
+            f"{source}: a {type(loaded.model).__name__}; only FrameModel checkpoints export"
+        )
     return export_onnx(loaded.model, loaded.names, path, streaming, new_steps, source)

@@ -40,10 +40,16 @@ class TorchPoseModel:
     """
 
     def __init__(
-        self, module: torch.nn.Module, names: Sequence[str], device: str | torch.device = "cpu", source: str = ""
+        self,
+        module: torch.nn.Module,
+        names: Sequence[str],
+        device: str | torch.device = "cpu",
+        source: str = "",
     ) -> None:
         if not isinstance(module, (FrameModel, SimplifiedModel)):
-            raise TypeError(f"unsupported model type {type(module).__name__}: a FrameModel or SimplifiedModel")
+            raise TypeError(
+                f"unsupported model type {type(module).__name__}: a FrameModel or SimplifiedModel"
+            )
         if len(names) != module.num_shapes:
             raise ValueError(f"{len(names)} names for a model with {module.num_shapes} outputs")
         self.device = resolve_device(device)
@@ -90,7 +96,9 @@ def _loaded(path: str | Path | None, device: str | torch.device) -> tuple[Loaded
     return load_model(path), str(path)
 
 
-def load(path: str | Path | None = None, device: str | torch.device = "cpu", threads: int | None = None) -> TorchPoseModel:
+def load(
+    path: str | Path | None = None, device: str | torch.device = "cpu", threads: int | None = None
+) -> TorchPoseModel:
     """The checkpoint at ``path`` (None: the bundled default) on ``device``; ``threads`` torch CPU threads."""
     if threads is not None:
         torch.set_num_threads(threads)
@@ -99,7 +107,7 @@ def load(path: str | Path | None = None, device: str | torch.device = "cpu", thr
 
 
 def export_temporarily(path: str | Path | None, folder: str | Path, streaming: bool) -> Path:
-    """The checkpoint exported to ONNX inside ``folder`` (the caller removes it); window variant if streaming."""
+    """The checkpoint exported to ONNX in ``folder`` (the caller removes it); window variant if streaming."""
     return export_checkpoint(path, Path(folder) / "model.onnx", streaming=streaming, new_steps=1)
 
 

@@ -81,7 +81,7 @@ class PoseRows:
 
 
 def chunk_features(stream: SampleStream, first: int, stop: int) -> np.ndarray:
-    """Whole-file log-mel frames ``[first, stop)`` from the samples around them: float32 ``(stop - first, 80)``.
+    """Whole-file log-mel frames ``[first, stop)`` from the samples around them: ``(stop - first, 80)``.
 
     ``stop`` must not exceed the file's frame count; the stream must still hold samples from
     ``first * 160 - FEATURE_MARGIN`` on.
@@ -165,7 +165,11 @@ def _window_poses(
 
 
 def simplified_poses(
-    model: PoseModel, stream: SampleStream, chunk_frames: int, tick: Callable[[int], None], hop: int = SIMPLIFIED_HOP
+    model: PoseModel,
+    stream: SampleStream,
+    chunk_frames: int,
+    tick: Callable[[int], None],
+    hop: int = SIMPLIFIED_HOP,
 ) -> Poses:
     """SimplifiedModel poses at mel frames ``0, hop, 2 hop, ...`` and the last frame: times ``i / 100``.
 
@@ -207,7 +211,11 @@ class Animator:
     """
 
     def __init__(
-        self, model: PoseModel | Any, names: Sequence[str] | None = None, device: str = "cpu", source: str = ""
+        self,
+        model: PoseModel | Any,
+        names: Sequence[str] | None = None,
+        device: str = "cpu",
+        source: str = "",
     ) -> None:
         if not hasattr(model, "kind"):  # a torch module: through the runtime's one door to torch
             if names is None:
@@ -222,7 +230,11 @@ class Animator:
 
     @classmethod
     def load(
-        cls, path: str | Path | None = None, device: str = "cpu", backend: str = "torch", threads: int | None = None
+        cls,
+        path: str | Path | None = None,
+        device: str = "cpu",
+        backend: str = "torch",
+        threads: int | None = None,
     ) -> Animator:
         """The checkpoint at ``path``, or the default one bundled with the package.
 

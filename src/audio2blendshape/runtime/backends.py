@@ -39,7 +39,7 @@ class PoseModel(Protocol):
     source: str  # where it came from, for messages
 
     def __call__(self, mel: np.ndarray) -> np.ndarray:
-        """frame: mel float32 ``(B, T, 80)`` -> ``(B, T // stack, K)``; window: ``(B, 300, 80)`` -> ``(B, K)``."""
+        """frame: mel ``(B, T, 80)`` -> ``(B, T // stack, K)``; window: ``(B, 300, 80)`` -> ``(B, K)``."""
         ...
 
 
@@ -51,7 +51,7 @@ def torch_backend(what: str) -> ModuleType:
         if error.name not in ("torch", "safetensors") and not str(error).startswith("No module named 'torch"):
             raise
         raise BackendError(
-            f"{what}: running a .safetensors checkpoint needs PyTorch (pip install 'audio2blendshape[train]'); "
+            f"{what}: running a .safetensors checkpoint needs PyTorch, which is not installed; "
             "without it, export the checkpoint once where PyTorch is installed "
             "(audio2blendshape export-onnx --checkpoint CKPT -o model.onnx) and pass the .onnx file"
         ) from error

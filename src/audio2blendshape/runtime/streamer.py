@@ -138,7 +138,9 @@ class Streamer:
         if on_nonfinite not in NONFINITE_POLICIES:
             raise ValueError(f"on_nonfinite must be one of {NONFINITE_POLICIES}, got {on_nonfinite!r}")
         if getattr(model, "kind", "frame") != "frame":
-            raise TypeError("streaming needs a per-frame model (FrameModel); the seed's SimplifiedModel is not one")
+            raise TypeError(
+                "streaming needs a per-frame model (FrameModel); the seed's SimplifiedModel is not one"
+            )
         self.model = model
         self.names = tuple(model.names)
         self.fps = check_fps(fps)
