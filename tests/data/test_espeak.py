@@ -9,18 +9,8 @@ import numpy as np
 import pytest
 import soxr
 
-from audio2blendshape.data.espeak import (
-    PAUSE,
-    EspeakError,
-    PhonemeEvent,
-    SpeechSettings,
-    Synthesis,
-    _Event,
-    normalize_symbol,
-    phoneme_spans,
-    synthesize,
-    variant_names,
-)
+from audio2blendshape.data.espeak import PAUSE, EspeakError, PhonemeEvent, SpeechSettings, Synthesis, _Event, synthesize, variant_names
+from audio2blendshape.data.espeak_timing import normalize_symbol, phoneme_spans
 from audio2blendshape.data.visemes import symbol_visemes
 
 VOWELS = set("aeiouæɑɐəɛɪʊʌɔ")

@@ -11,14 +11,16 @@ import torch
 from audio2blendshape.models.simplified import SimplifiedConfig, SimplifiedModel
 from audio2blendshape.training.losses import BlendshapeLoss, LossConfig
 from audio2blendshape.training.manual_backward import (
-    PARAMETER_NAMES,
-    DropoutMasks,
     ManualSimplifiedFunction,
-    draw_masks,
     loss_gradient,
     manual_backward,
-    manual_forward,
     manual_simplified,
+)
+from audio2blendshape.training.manual_forward import (
+    PARAMETER_NAMES,
+    DropoutMasks,
+    draw_masks,
+    manual_forward,
     model_parameters,
 )
 

@@ -30,7 +30,8 @@ from audio2blendshape.audio.constants import SAMPLE_RATE
 from audio2blendshape.data.augment import augment
 from audio2blendshape.atomic import atomic_write_text
 from audio2blendshape.data.corpus import build_manifest, has_utterance, write_utterance
-from audio2blendshape.data.espeak import EspeakError, SpeechSettings, library_version, phoneme_spans, synthesize
+from audio2blendshape.data.espeak import EspeakError, SpeechSettings, library_version, synthesize
+from audio2blendshape.data.espeak_timing import phoneme_spans
 from audio2blendshape.data.labels import label_utterance
 from audio2blendshape.names import ARKIT_NAMES
 from audio2blendshape.data.texts import make_sentence

@@ -2,7 +2,7 @@
 
 Lives here: ``config`` (typed TOML config), ``loop`` (the training loop, DDP from torchrun's environment),
 ``losses``, ``feature_augment``, ``checkpoint`` (atomic saving, resuming), ``metrics_log``, and the
-backpropagation tools: ``diagnostics`` (gradient norms and checks), ``manual_backward``, ``memory``,
-``gradient_report``.
+backpropagation tools: ``diagnostics`` (gradient norms and checks), ``manual_forward``,
+``manual_backward``, ``memory``, ``gradient_report``.
 May import: everything below it (``models``, ``data``, ``audio``, ``names``). Nothing imports it but the CLI.
 """

@@ -232,6 +232,17 @@ def step_record(
     return record
 
 
+def training_batch(
+    train_set: WindowDataset, step: int, config: Config, runtime: Runtime
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """This process's batch of ``step`` on its device, augmented: mel ``(B, T, 80)``, curves ``(B, T, K)``."""
+    mel, curves = collate(train_set, batch_indices(step, len(train_set), config, runtime))
+    mel, curves = mel.to(runtime.device), curves.to(runtime.device)
+    augment_seed = derived_seed(config.train.seed, 2, step, runtime.rank)  # purpose 2: feature augmentation
+    mel = augment_features(mel, config.data.feature_warp, config.data.feature_tilt, augment_seed)
+    return mel, curves
+
+
 def train(config: Config) -> dict[str, Any]:
     """Train a model as ``config`` says; returns the last logged metrics."""
     t = config.train
@@ -255,10 +266,7 @@ def train(config: Config) -> dict[str, Any]:
         for group in optimizer.param_groups:
             group["lr"] = lr
         torch.manual_seed(derived_seed(t.seed, 0, step, runtime.rank))  # this step's dropout masks
-        mel, curves = collate(train_set, batch_indices(step, len(train_set), config, runtime))
-        mel, curves = mel.to(runtime.device), curves.to(runtime.device)
-        augment_seed = derived_seed(t.seed, 2, step, runtime.rank)  # purpose 2: feature augmentation
-        mel = augment_features(mel, config.data.feature_warp, config.data.feature_tilt, augment_seed)
+        mel, curves = training_batch(train_set, step, config, runtime)
 
         pred = ddp_model(mel)
         terms = loss_fn(pred, model.target(curves))

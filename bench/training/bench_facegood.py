@@ -10,7 +10,7 @@ validation recording at the rig's own 30 fps beside two baselines:
 
 Prints a table of MSE and mean per-channel Pearson correlation (over channels that move in the labels).
 
-    python bench/bench_facegood.py [--work /tmp/facegood-bench] [--steps N] [--config C.toml ...]
+    python bench/training/bench_facegood.py [--work /tmp/facegood-bench] [--steps N] [--config C.toml ...]
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from audio2blendshape.models.features import log_mel_spectrogram
 from audio2blendshape.runtime.animator import Animator
 from audio2blendshape.training.checkpoint import load_checkpoint
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 FACEGOOD = REPO.parent / "shared" / "data" / "facegood"
 OFFSETS = np.arange(-6, 7, 1)  # mel frames stacked around each label frame (10 ms apart)
 RIDGE = (0.1, 1.0, 10.0, 100.0, 1000.0)

@@ -1,6 +1,6 @@
 """Forced-alignment speed and accuracy on eSpeak NG speech: real-time factor per clip length.
 
-    .venv/bin/python bench/bench_align.py [--repeats 3]
+    .venv/bin/python bench/data/bench_align.py [--repeats 3]
 
 For clips of about 2 s to 60 s it prints the audio length, the alignment time (median of the repeats),
 the real-time factor (alignment seconds per audio second; pocketsphinx uses one core), the same for the

@@ -1,6 +1,7 @@
 """Streaming cost and latency, torch vs onnxruntime, on one core; prints a table.
 
-Run: ``.venv/bin/python bench/bench_stream.py [--checkpoint P] [--seconds 20] [--chunk-ms 10] [--rates ...]``.
+Run: ``.venv/bin/python bench/runtime/bench_stream.py [--checkpoint P] [--seconds 20] [--chunk-ms 10]
+[--rates ...]``.
 
 Per row: the bundled (or given) checkpoint streamed over ``--seconds`` of speech (examples/hello.wav looped)
 in ``--chunk-ms`` chunks, as fast as possible, pinned to CPU 0 with one inference thread. ``push`` times are
@@ -27,12 +28,11 @@ import soxr
 import torch
 
 from audio2blendshape.models.onnx_export import export_onnx
-from audio2blendshape.models.torch_backend import TorchPoseModel as TorchFrameModel
 from audio2blendshape.runtime.animator import Animator
 from audio2blendshape.runtime.onnx_backend import OnnxFrameModel, OnnxWindowModel
 from audio2blendshape.runtime.streamer import FrameModelLike, Streamer
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def speech(seconds: float, rate: int) -> np.ndarray:
@@ -90,10 +90,11 @@ def main() -> None:
         os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})  # one core, as a small device would give
     torch.set_num_threads(1)
     animator = Animator.load(args.checkpoint)
-    backends: dict[str, FrameModelLike] = {"torch": TorchFrameModel(animator.model, animator.names)}
+    backends: dict[str, FrameModelLike] = {"torch": animator.model}
     with tempfile.TemporaryDirectory() as folder:
-        full = export_onnx(animator.model, animator.names, Path(folder) / "full.onnx")  # type: ignore[arg-type]
-        window = export_onnx(animator.model, animator.names, Path(folder) / "w.onnx", streaming=True)  # type: ignore[arg-type]
+        module = animator.model.module  # type: ignore[attr-defined]
+        full = export_onnx(module, animator.names, Path(folder) / "full.onnx")
+        window = export_onnx(module, animator.names, Path(folder) / "w.onnx", streaming=True)
         backends["ort full"] = OnnxFrameModel(full, threads=1)
         backends["ort window"] = OnnxWindowModel(window, threads=1)
     print(f"{animator.source}: {len(animator.names)} shapes, context {backends['torch'].context_steps} + "

@@ -5,7 +5,7 @@ reference (the same model and weights with nn.MultiheadAttention and the queries
 are timed in alternation in one process, so machine noise hits both alike; medians are reported. Peak
 memory is measured in a fresh subprocess per model (ru_maxrss), after one warm-up step.
 
-    python bench/bench_train_step.py [--steps 30] [--threads 2]
+    python bench/training/bench_train_step.py [--steps 30] [--threads 2]
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Speed and memory of ``animate``: real-time factor end to end and per stage, peak memory on long audio.
 
-    .venv/bin/python bench/bench_animate.py [--minutes 10] [--memory-minutes 60] [--simplified-seconds 60]
-                                            [--checkpoint P] [--threads 2]
+    .venv/bin/python bench/runtime/bench_animate.py [--minutes 10] [--memory-minutes 60]
+        [--simplified-seconds 60] [--checkpoint P] [--threads 2]
 
 Test audio is examples/hello.wav repeated with 0.3 s pauses, written once as 16 kHz PCM WAV under
 /tmp/a2b_bench. Rows:
@@ -35,7 +35,6 @@ import torch
 
 from audio2blendshape.audio.constants import HOP_LENGTH, SAMPLE_RATE
 from audio2blendshape.audio.sample_stream import FileStream
-from audio2blendshape.models.frame import FrameModel
 from audio2blendshape.models.simplified import SimplifiedModel
 from audio2blendshape.names import ARKIT_NAMES
 from audio2blendshape.runtime.animator import CHUNK_SECONDS, Animator, chunk_features
@@ -45,7 +44,7 @@ from audio2blendshape.runtime.writers import Animation, CsvWriter
 from audio2blendshape.training.checkpoint import load_checkpoint
 from audio2blendshape.training.config import Config
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 WORK = Path("/tmp/a2b_bench")
 FPS = 60.0
 
@@ -87,8 +86,8 @@ def end_to_end(animator: Animator, path: Path) -> tuple[float, float]:
 @torch.inference_mode()
 def stages(animator: Animator, path: Path) -> dict[str, tuple[float, float]]:
     """(wall, cpu) seconds of each stage alone, with ``animate``'s chunking."""
-    model = animator.model
-    assert isinstance(model, FrameModel)
+    model = animator.model  # numpy in, numpy out: what animate() runs
+    assert model.kind == "frame"
     spent: dict[str, tuple[float, float]] = {}
     with Clock() as clock:
         stream = FileStream(path)
@@ -99,13 +98,13 @@ def stages(animator: Animator, path: Path) -> dict[str, tuple[float, float]]:
     ranges = [(max(0, b - model.context_steps), min(steps, b + chunk + model.lookahead_steps))
               for b in range(0, steps, chunk)]  # fmt: skip
     with Clock() as clock:
-        mels = [chunk_features(stream, 2 * low, 2 * high, animator.device) for low, high in ranges]
+        mels = [chunk_features(stream, 2 * low, 2 * high) for low, high in ranges]
     spent["features (log-mel per chunk)"] = (clock.wall, clock.cpu)
     with Clock() as clock:
-        values = np.concatenate([model(mel[None])[0].numpy() for mel in mels])[:steps]
+        values = np.concatenate([model(mel[None])[0] for mel in mels])[:steps]
     spent["model (FrameModel per chunk)"] = (clock.wall, clock.cpu)
     with Clock() as clock:
-        frames = resample(model.step_times(steps).numpy(), values, stream.total / SAMPLE_RATE, FPS)
+        frames = resample(model.step_times(steps), values, stream.total / SAMPLE_RATE, FPS)
         weights = apply_idle(frames, FPS)
     spent["resample to 60 fps + idle layer"] = (clock.wall, clock.cpu)
     animation = Animation(ARKIT_NAMES, FPS, weights, stream.total / SAMPLE_RATE)

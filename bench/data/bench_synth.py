@@ -1,6 +1,6 @@
 """Throughput of ``data synth``: hours of labelled audio per wall-clock minute, and where the time goes.
 
-    .venv/bin/python bench/bench_synth.py [--hours 0.1] [--workers 1,2] [--augment 0.5]
+    .venv/bin/python bench/data/bench_synth.py [--hours 0.1] [--workers 1,2] [--augment 0.5]
 
 Each run makes a fresh corpus in a temporary directory (full pipeline: eSpeak, resampling, labels,
 optional augmentation, atomic writes, manifest), including process start-up. A per-stage breakdown of
@@ -20,7 +20,8 @@ import soxr
 from audio2blendshape.audio.constants import SAMPLE_RATE
 from audio2blendshape.data.augment import augment
 from audio2blendshape.data.corpus import write_utterance
-from audio2blendshape.data.espeak import SpeechSettings, phoneme_spans, synthesize
+from audio2blendshape.data.espeak import SpeechSettings, synthesize
+from audio2blendshape.data.espeak_timing import phoneme_spans
 from audio2blendshape.data.labels import label_utterance
 from audio2blendshape.data.synth import LANGUAGES, SynthConfig, plan_utterances, run_synth
 from audio2blendshape.names import ARKIT_NAMES

@@ -1,6 +1,6 @@
 """Import speed (the FACEGOOD set) and CorpusWindows batch throughput; prints a table.
 
-Run: ``.venv/bin/python bench/bench_import.py [--data DIR] [--batches 200] [--threads N]``.
+Run: ``.venv/bin/python bench/data/bench_import.py [--data DIR] [--batches 200] [--threads N]``.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from audio2blendshape.data.corpus_windows import CorpusSequences, CorpusWindows
 from audio2blendshape.data.importers import Pending, assign_splits, make_id, rig_loader, run_import
 from audio2blendshape.names import Rig
 
-DEFAULT_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "facegood"
+DEFAULT_DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "facegood"
 
 
 def import_facegood(data: Path, out: Path) -> tuple[float, float]:
