@@ -197,8 +197,9 @@ def test_paths_arrays_and_tensors_agree_and_rates_are_resampled(frame_ckpt: Path
 
 
 def test_bundled_default_checkpoint_loads_and_animates() -> None:
-    anim = Animator.load()
-    assert anim.names == ARKIT_NAMES and anim.model.device == torch.device("cpu")
+    anim = Animator.load()  # the shipped ONNX file: no torch needed
+    assert anim.names == ARKIT_NAMES and anim.source == "default model" and anim.model.kind == "frame"
+    assert Animator.load(backend="torch").model.device == torch.device("cpu")  # the checkpoint, on request
     animation = anim.animate(str(REPO / "examples" / "hello.wav"), fps=30, progress=True)
     assert animation.frames == math.floor(77_646 / 16_000 * 30) and animation.names == ARKIT_NAMES
 

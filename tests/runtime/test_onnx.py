@@ -31,7 +31,7 @@ from audio2blendshape.models.onnx_export import (
 from audio2blendshape.models.simplified import SimplifiedModel
 from audio2blendshape.names import ARKIT_NAMES
 from audio2blendshape.runtime.animator import Animator
-from audio2blendshape.runtime.backends import load_stream_model
+from audio2blendshape.runtime.backends import BackendError, load_pose_model, load_stream_model
 from audio2blendshape.runtime.onnx_backend import (
     OnnxFrameModel,
     OnnxModelError,
@@ -177,8 +177,12 @@ def test_bad_files_and_the_onnx_stream_backend(exports: dict[str, Path], tmp_pat
     (tmp_path / "junk.onnx").write_bytes(b"not a model")
     with pytest.raises(OnnxModelError, match="not a loadable ONNX model"):
         OnnxFrameModel(tmp_path / "junk.onnx")
-    with pytest.raises(ValueError, match="needs --backend onnx"):
+    with pytest.raises(BackendError, match="runs with --backend onnx"):
         load_stream_model(str(exports["full"]), "torch")
+    checkpoint = exports["checkpoint"]
+    for load in (load_stream_model, load_pose_model):  # never an implicit export: the error names the command
+        with pytest.raises(BackendError, match=f"export-onnx --checkpoint {checkpoint}"):
+            load(checkpoint, "onnx")
     config = replace(Config(), model=replace(Config().model, kind="simplified"))
     torch.manual_seed(0)
     simplified = save_checkpoint(tmp_path / "s.safetensors", SimplifiedModel(52), config, ARKIT_NAMES, 1)

@@ -18,6 +18,7 @@ from typing import Any
 
 from audio2blendshape.audio.decode import AudioError
 from audio2blendshape.cli.help import COMMAND_HELP
+from audio2blendshape.runtime.backends import BACKENDS
 from audio2blendshape.runtime.frame_rate import check_fps
 from audio2blendshape.runtime.writers import FORMATS, WRITERS, WriterError, format_from_suffix
 
@@ -152,13 +153,14 @@ def register(subparsers: Any) -> None:
         "--format", choices=FORMATS, help="output format (default: from -o's suffix, else csv)"
     )
     parser.add_argument("--fps", type=float, default=60.0, help="output frames per second (default 60)")
-    parser.add_argument("--checkpoint", help="a .safetensors checkpoint (default: the bundled model)")
+    parser.add_argument("--checkpoint", help="a .safetensors checkpoint or .onnx export (default: bundled)")
     parser.add_argument("--no-idle", dest="idle", action="store_false",
                         help="no blinks or eye movement (added by default for ARKit rigs)")  # fmt: skip
     parser.add_argument("--seed", type=int, default=0, help="seed of the blinks and eye movement")
     parser.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:1 or auto")
-    parser.add_argument("--backend", choices=("torch", "onnx"), default="torch",
-                        help="onnx: run an export-onnx file with onnxruntime")  # fmt: skip
+    parser.add_argument("--backend", choices=BACKENDS, default="auto",
+                        help="auto: onnxruntime for .onnx and the bundled model, "
+                        "torch for .safetensors")  # fmt: skip
     parser.add_argument("--chunk-seconds", type=float,
                         help="audio seconds per chunk (default 20); bounds memory, not results")  # fmt: skip
     parser.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's choice)")

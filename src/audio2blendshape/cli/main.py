@@ -41,6 +41,26 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     return parser
 
 
+# What `pip install 'audio2blendshape[train]'` adds to the inference-only base install.
+TRAIN_EXTRA = frozenset(
+    {"torch", "safetensors", "onnx", "onnxscript", "espeakng_loader", "faker", "pocketsphinx", "num2words"}
+)
+
+
+class MissingExtraError(ImportError):
+    """A command that needs packages of the ``train`` extra, which this install lacks."""
+
+
+def missing_extra(error: ImportError) -> MissingExtraError | None:
+    """The user-facing error for an import of a ``train``-extra package, or None for any other failure."""
+    if (error.name or "").split(".")[0] not in TRAIN_EXTRA:
+        return None
+    return MissingExtraError(
+        f"{error.name} is not installed: this command needs the training extra "
+        "(pip install 'audio2blendshape[train]')"
+    )
+
+
 def _command(argv: Sequence[str]) -> str:
     """The command word of ``argv`` ("" when there is none): the first argument that is not an option."""
     return next((arg for arg in argv if not arg.startswith("-")), "")
@@ -48,13 +68,26 @@ def _command(argv: Sequence[str]) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
-    args = build_parser(_command(argv)).parse_args(argv)
+    try:
+        args = build_parser(_command(argv)).parse_args(argv)
+    except ImportError as error:
+        if (friendly := missing_extra(error)) is None:
+            raise
+        print(f"audio2blendshape {_command(argv)}: error: {friendly}", file=sys.stderr)
+        return 2
+    # Libraries (the ONNX exporter, onnxruntime) only warn; our own notes show; -v shows everything.
     logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(message)s"
+        level=logging.DEBUG if args.verbose else logging.WARNING, format="%(levelname)s %(message)s"
     )
+    logging.getLogger("audio2blendshape").setLevel(logging.DEBUG if args.verbose else logging.INFO)
     try:
         result: int = args.func(args)
         return result
+    except ImportError as error:
+        if (friendly := missing_extra(error)) is None or args.verbose:
+            raise
+        print(f"audio2blendshape {args.command}: error: {friendly}", file=sys.stderr)
+        return 2
     except (ValueError, OSError, FloatingPointError) as error:
         if args.verbose or os.environ.get("AUDIO2BLENDSHAPE_DEBUG"):
             raise

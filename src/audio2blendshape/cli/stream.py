@@ -9,11 +9,12 @@ from __future__ import annotations
 import argparse
 import contextlib
 import sys
+from pathlib import Path
 
 from audio2blendshape.audio.chunks import file_chunks, mic_chunks
 from audio2blendshape.cli.help import COMMAND_HELP
 from audio2blendshape.live.session import COMPUTE_MARGIN_S, FrameSender, stream_audio
-from audio2blendshape.runtime.backends import load_stream_model
+from audio2blendshape.runtime.backends import BACKENDS, load_stream_model
 from audio2blendshape.runtime.streamer import Streamer
 
 
@@ -37,9 +38,11 @@ def _add_stream(subparsers: argparse._SubParsersAction) -> None:
         "--realtime", action="store_true", help="play a file at real-time pace (the mic always is)"
     )
     parser.add_argument(
-        "--checkpoint", help="a .safetensors checkpoint, or an .onnx export with --backend onnx"
+        "--checkpoint", help="a .safetensors checkpoint or an .onnx export (default: the bundled model)"
     )
-    parser.add_argument("--backend", choices=("torch", "onnx"), default="torch", help="inference engine")
+    parser.add_argument("--backend", choices=BACKENDS, default="auto",
+                        help="auto: onnxruntime for .onnx and the bundled model, "
+                        "torch for .safetensors")  # fmt: skip
     parser.add_argument("--threads", type=int, default=1, help="CPU threads for inference (default 1)")
     parser.add_argument("--fps", type=float, default=60.0, help="output frames per second")
     parser.add_argument("--chunk-ms", type=float, default=20.0, help="audio per push, 10-100 ms")
@@ -58,7 +61,10 @@ def _add_stream(subparsers: argparse._SubParsersAction) -> None:
 def _add_export(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("export-onnx", help=COMMAND_HELP["export-onnx"])
     parser.add_argument("--checkpoint", help="a .safetensors checkpoint (default: the bundled one)")
-    parser.add_argument("-o", "--output", required=True, help="the .onnx file to write")
+    target = parser.add_mutually_exclusive_group(required=True)
+    target.add_argument("-o", "--output", help="the .onnx file to write")
+    target.add_argument("--bundled", action="store_true",
+                        help="rebuild the package's own ONNX files from its bundled checkpoint")  # fmt: skip
     parser.add_argument("--streaming", action="store_true", help="the fixed-window streaming variant")
     parser.add_argument(
         "--new-steps", type=int, default=1, help="--streaming: output steps per call (20 ms each)"
@@ -70,6 +76,8 @@ def run_export_command(args: argparse.Namespace) -> int:
     from audio2blendshape.models.onnx_export import OPSET, export_checkpoint
     from audio2blendshape.runtime.onnx_backend import OnnxFrameModel, OnnxWindowModel
 
+    if args.bundled:
+        return _export_bundled()
     path = export_checkpoint(args.checkpoint, args.output, args.streaming, args.new_steps)
     loaded = (OnnxWindowModel if args.streaming else OnnxFrameModel)(path)
     inputs = ", ".join(f"{i.name} {i.shape}" for i in loaded.session.get_inputs())
@@ -106,4 +114,15 @@ def run_stream_command(args: argparse.Namespace) -> int:
             paced = args.realtime and not args.mic
             report = stream_audio(streamer, chunks, sender, paced, args.seconds)
     print(report.summary(latency, streamer.state.nonfinite_samples))
+    return 0
+
+
+def _export_bundled() -> int:
+    import importlib.resources
+
+    from audio2blendshape.models.onnx_export import export_bundled
+
+    assets = Path(str(importlib.resources.files("audio2blendshape").joinpath("assets")))
+    for path in export_bundled(assets):
+        print(f"wrote {path}")
     return 0

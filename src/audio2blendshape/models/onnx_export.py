@@ -209,3 +209,19 @@ def export_checkpoint(
             f"{source}: a {type(loaded.model).__name__}; only FrameModel checkpoints export"
         )
     return export_onnx(loaded.model, loaded.names, path, streaming, new_steps, source)
+
+
+BUNDLED = {"default.onnx": False, "default.stream.onnx": True}  # file in assets/ -> streaming variant
+
+
+def export_bundled(assets: str | Path) -> list[Path]:
+    """Rebuild the bundled model's ONNX files in ``assets`` from the bundled checkpoint beside them.
+
+    The runtime runs these files (no torch); ``tests/runtime/test_bundled_onnx.py`` fails when they no longer
+    match the checkpoint.
+    """
+    checkpoint = Path(assets) / "default.safetensors"
+    return [
+        export_checkpoint(checkpoint, Path(assets) / name, streaming=streaming, new_steps=1)
+        for name, streaming in BUNDLED.items()
+    ]

@@ -18,7 +18,7 @@ from audio2blendshape.audio.constants import WINDOW_FRAMES
 from audio2blendshape.audio.mel import log_mel_frames
 from audio2blendshape.models.checkpoint import LoadedModel, load_default_model, load_model
 from audio2blendshape.models.frame import FrameModel
-from audio2blendshape.models.onnx_export import export_checkpoint, window_forward
+from audio2blendshape.models.onnx_export import window_forward
 from audio2blendshape.models.simplified import SimplifiedModel
 
 
@@ -106,14 +106,9 @@ def load(
     return TorchPoseModel(loaded.model, loaded.names, device, source)
 
 
-def export_temporarily(path: str | Path | None, folder: str | Path, streaming: bool) -> Path:
-    """The checkpoint exported to ONNX in ``folder`` (the caller removes it); window variant if streaming."""
-    return export_checkpoint(path, Path(folder) / "model.onnx", streaming=streaming, new_steps=1)
-
-
 def wrap(module: torch.nn.Module, names: Sequence[str], device: str | torch.device = "cpu") -> TorchPoseModel:
     """An in-memory model (a training run's, a test's) as a pose model."""
     return TorchPoseModel(module, names, device, source=f"in-memory {type(module).__name__}")
 
 
-__all__ = ["TorchPoseModel", "export_temporarily", "load", "resolve_device", "wrap"]
+__all__ = ["TorchPoseModel", "load", "resolve_device", "wrap"]

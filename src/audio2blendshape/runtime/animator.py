@@ -36,7 +36,7 @@ from audio2blendshape.audio.decode import AudioError, AudioInput
 from audio2blendshape.audio.mel import log_mel
 from audio2blendshape.audio.sample_stream import SampleStream, open_stream
 from audio2blendshape.names import ARKIT_NAMES
-from audio2blendshape.runtime.backends import BACKENDS, PoseModel, load_pose_model, wrap_module
+from audio2blendshape.runtime.backends import PoseModel, load_pose_model, wrap_module
 from audio2blendshape.runtime.frame_rate import check_fps, resample
 from audio2blendshape.runtime.idle import IdleLayer
 from audio2blendshape.runtime.writers import Animation
@@ -233,16 +233,15 @@ class Animator:
         cls,
         path: str | Path | None = None,
         device: str = "cpu",
-        backend: str = "torch",
+        backend: str = "auto",
         threads: int | None = None,
     ) -> Animator:
-        """The checkpoint at ``path``, or the default one bundled with the package.
+        """The model at ``path`` (an ``.onnx`` export or a ``.safetensors`` checkpoint), or the bundled one.
 
-        ``backend="onnx"`` runs an ``export-onnx`` file (or the checkpoint, exported on the fly) with
-        onnxruntime; an ``.onnx`` path implies it. ``device`` is torch's ("cpu", "cuda", "auto").
+        ``backend``: "auto" runs ``.onnx`` files and the bundled model with onnxruntime and checkpoints with
+        PyTorch; "onnx" or "torch" insist (nothing is exported implicitly). ``device`` is torch's ("cpu",
+        "cuda", "auto"); ``threads`` the CPU threads of either engine (None: its default).
         """
-        if backend not in BACKENDS:
-            raise ValueError(f"unknown backend {backend!r}: torch or onnx")
         model = load_pose_model(path, backend, device, threads)
         return cls(model, model.names)
 

@@ -11,9 +11,10 @@ Both backends give a *pose model*: numpy in, numpy out, with the attributes belo
 
 from __future__ import annotations
 
+import contextlib
 import importlib
-import tempfile
-from collections.abc import Sequence
+import importlib.resources
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from types import ModuleType
 from typing import Any, Protocol
@@ -22,7 +23,9 @@ import numpy as np
 
 from audio2blendshape.runtime.onnx_backend import OnnxFrameModel, OnnxWindowModel, load_onnx_model
 
-BACKENDS = ("torch", "onnx")
+BACKENDS = ("auto", "onnx", "torch")
+BUNDLED_ONNX = "default.onnx"  # the bundled model, full variant: Animator
+BUNDLED_STREAM_ONNX = "default.stream.onnx"  # the same weights, window variant: Streamer
 TORCH_BACKEND = "audio2blendshape.models.torch_backend"
 
 
@@ -61,52 +64,75 @@ def is_onnx(path: str | Path | None) -> bool:
     return path is not None and Path(path).suffix.lower() == ".onnx"
 
 
-def _check_backend(backend: str) -> None:
+@contextlib.contextmanager
+def bundled_file(name: str) -> Iterator[Path]:
+    """A file of the package's ``assets/`` as a path (extracted for the block if the package is zipped)."""
+    resource = importlib.resources.files("audio2blendshape").joinpath("assets", name)
+    with importlib.resources.as_file(resource) as file:
+        yield file
+
+
+def resolve_backend(path: str | Path | None, backend: str) -> str:
+    """``auto``: onnxruntime for the bundled model and ``.onnx`` files, torch for ``.safetensors``.
+
+    Nothing is ever exported implicitly: ``onnx`` with a checkpoint, or ``torch`` with an ``.onnx`` file, is
+    an error that says which command to run.
+    """
     if backend not in BACKENDS:
-        raise ValueError(f"unknown backend {backend!r}: {' or '.join(BACKENDS)}")
+        raise ValueError(f"unknown backend {backend!r}: {', '.join(BACKENDS)}")
+    chosen = backend if backend != "auto" else ("onnx" if path is None or is_onnx(path) else "torch")
+    if chosen == "onnx" and path is not None and not is_onnx(path):
+        raise BackendError(
+            f"{path}: the onnx backend runs .onnx files; export this checkpoint once with "
+            f"'audio2blendshape export-onnx --checkpoint {path} -o model.onnx' (add --streaming for stream) "
+            "and pass model.onnx, or use --backend torch"
+        )
+    if chosen == "torch" and is_onnx(path):
+        raise BackendError(f"{path}: an ONNX file runs with --backend onnx (or auto), not torch")
+    return chosen
+
+
+def _check_threads(threads: int | None) -> None:
+    if threads is not None and threads < 1:
+        raise ValueError(f"--threads must be at least 1, got {threads}")
 
 
 def load_pose_model(
-    path: str | Path | None = None, backend: str = "torch", device: str = "cpu", threads: int | None = None
+    path: str | Path | None = None, backend: str = "auto", device: str = "cpu", threads: int | None = None
 ) -> PoseModel:
-    """Animator's model: an ``.onnx`` file, or a checkpoint (None: the bundled one) run by ``backend``.
+    """Animator's model: an ``.onnx`` file or a ``.safetensors`` checkpoint (None: the bundled model).
 
-    ``backend="onnx"`` with a checkpoint exports it to a temporary file first (needs torch).
+    ``backend`` (see ``resolve_backend``): the bundled model runs from its shipped ONNX file unless
+    ``backend="torch"`` asks for its checkpoint.
     """
-    _check_backend(backend)
-    if is_onnx(path):
-        model = OnnxFrameModel(str(path), threads)
-        model.source = str(path)
+    _check_threads(threads)
+    if resolve_backend(path, backend) == "onnx":
+        if path is not None:
+            return OnnxFrameModel(str(path), threads)
+        with bundled_file(BUNDLED_ONNX) as file:
+            model = OnnxFrameModel(file, threads)
+        model.source = "default model"
         return model
     what = str(path) if path is not None else "the default checkpoint"
-    torch_side = torch_backend(what)
-    if backend == "torch":
-        loaded: PoseModel = torch_side.load(path, device, threads)
-        return loaded
-    with tempfile.TemporaryDirectory() as folder:  # onnxruntime holds the model once loaded
-        exported = OnnxFrameModel(torch_side.export_temporarily(path, folder, streaming=False), threads)
-    exported.source = f"{path or 'default checkpoint'} (onnx)"
-    return exported
+    loaded: PoseModel = torch_backend(what).load(path, device, threads)
+    return loaded
 
 
-def load_stream_model(path: str | Path | None = None, backend: str = "torch", threads: int | None = 1) -> Any:
-    """The Streamer's model: torch from a checkpoint, or onnxruntime from an .onnx file (either variant) or a
-    checkpoint exported on the fly to the window variant (a temporary file, dropped once loaded)."""
-    _check_backend(backend)
-    if threads is not None and threads < 1:
-        raise ValueError(f"--threads must be at least 1, got {threads}")
-    if backend == "torch":
-        if is_onnx(path):
-            raise ValueError(f"{path}: an ONNX file needs --backend onnx")
-        model = torch_backend(str(path or "the default checkpoint")).load(path, "cpu", threads)
-        if model.kind != "frame":
-            raise TypeError(f"streaming needs a FrameModel, got a {type(model.module).__name__} (kind=frame)")
+def load_stream_model(path: str | Path | None = None, backend: str = "auto", threads: int | None = 1) -> Any:
+    """The Streamer's model: an ``.onnx`` file of either variant, a checkpoint through torch, or (None) the
+    bundled model's streaming export (the window variant: only the new steps are computed per push)."""
+    _check_threads(threads)
+    if resolve_backend(path, backend) == "onnx":
+        if path is not None:
+            return load_onnx_model(str(path), threads)
+        with bundled_file(BUNDLED_STREAM_ONNX) as file:
+            model = OnnxWindowModel(file, threads)
+        model.source = "default model (streaming)"
         return model
-    if is_onnx(path):
-        return load_onnx_model(str(path), threads)
-    torch_side = torch_backend(str(path or "the default checkpoint"))
-    with tempfile.TemporaryDirectory() as folder:  # the window variant: only the new steps per push
-        return OnnxWindowModel(torch_side.export_temporarily(path, folder, streaming=True), threads)
+    model = torch_backend(str(path or "the default checkpoint")).load(path, "cpu", threads)
+    if model.kind != "frame":
+        raise TypeError(f"streaming needs a FrameModel, got a {type(model.module).__name__} (kind=frame)")
+    return model
 
 
 def wrap_module(module: Any, names: Sequence[str], device: str = "cpu") -> PoseModel:

@@ -1,0 +1,95 @@
+"""The bundled model ships as ONNX beside its checkpoint: the files agree, and the CLI runs without torch.
+
+The lean install (no ``train`` extra) is simulated by a subprocess in which importing any package of that
+extra fails, as it would where it is not installed.
+"""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from audio2blendshape.audio.decode import load_audio
+from audio2blendshape.cli.main import TRAIN_EXTRA
+from audio2blendshape.runtime.animator import Animator
+from audio2blendshape.runtime.backends import load_stream_model
+from audio2blendshape.runtime.streamer import Streamer
+
+REPO = Path(__file__).resolve().parents[2]
+HELLO = REPO / "examples" / "hello.wav"
+STALE = 1e-5  # the issue's bar: the shipped file is stale when outputs differ by more
+
+
+@pytest.fixture(scope="module")
+def hello() -> np.ndarray:
+    return load_audio(HELLO)
+
+
+def test_the_shipped_onnx_files_match_the_bundled_checkpoint(hello: np.ndarray) -> None:
+    torch_poses = Animator.load(backend="torch").poses(hello)[1]
+    onnx_poses = Animator.load().poses(hello)[1]
+    assert torch_poses.shape == onnx_poses.shape == (len(hello) // 320, 52)
+    assert np.abs(torch_poses - onnx_poses).max() <= STALE, "rebuild: audio2blendshape export-onnx --bundled"
+    streamed = Streamer(load_stream_model(), idle=False)
+    parts = [streamed.push(hello[i : i + 320]) for i in range(0, len(hello), 320)] + [streamed.flush()]
+    offline = Animator.load(backend="torch").animate(hello, idle=False).weights
+    assert np.abs(np.concatenate([p.weights for p in parts]) - offline).max() <= STALE
+
+
+BLOCKED = """
+import importlib.abc, runpy, sys
+class NoTorch(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in TRAIN_EXTRA:
+            raise ImportError(f"No module named {name!r} (blocked by the test)", name=name)
+sys.meta_path.insert(0, NoTorch())
+sys.argv = ["audio2blendshape", *ARGS]
+try:
+    runpy.run_module("audio2blendshape", run_name="__main__")
+finally:
+    assert "torch" not in sys.modules, "torch was imported"
+"""
+
+
+def _cli_without_torch(*args: str) -> subprocess.CompletedProcess[str]:
+    script = f"ARGS = {list(args)!r}\nTRAIN_EXTRA = {sorted(TRAIN_EXTRA)!r}\n" + textwrap.dedent(BLOCKED)
+    return subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+
+
+def test_animate_and_stream_the_bundled_clip_without_torch(tmp_path: Path) -> None:
+    result = _cli_without_torch("animate", str(HELLO), "-o", str(tmp_path / "hello.csv"))
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""  # no library chatter on the terminal
+    header, *rows = (tmp_path / "hello.csv").read_text().splitlines()
+    assert header.startswith("Timecode,BlendshapeCount,EyeBlinkLeft") and len(rows) == 291
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as receiver:
+        receiver.bind(("127.0.0.1", 0))
+        receiver.settimeout(10)
+        port = receiver.getsockname()[1]
+        result = _cli_without_torch("stream", str(HELLO), "--livelink", f"127.0.0.1:{port}")
+        assert result.returncode == 0, result.stderr
+        assert "streamed 4.85 s of audio: 291 frames" in result.stdout
+        assert len(receiver.recv(4096)) > 52 * 4  # a Live Link Face datagram arrived
+
+
+def test_a_checkpoint_without_torch_names_the_command_to_run(tmp_path: Path) -> None:
+    checkpoint = REPO / "src" / "audio2blendshape" / "assets" / "default.safetensors"
+    result = _cli_without_torch(
+        "animate", str(HELLO), "--checkpoint", str(checkpoint), "-o", str(tmp_path / "x.csv")
+    )
+    assert result.returncode == 2
+    assert "needs PyTorch" in result.stderr and "export-onnx --checkpoint" in result.stderr
+    assert not (tmp_path / "x.csv").exists()
+
+
+@pytest.mark.parametrize("command", [["data", "stats", "somewhere"], ["export-onnx", "-o", "x.onnx"], ["grads"]])
+def test_training_commands_without_torch_say_which_extra_to_install(command: list[str]) -> None:
+    result = _cli_without_torch(*command)
+    assert result.returncode == 2, result.stderr
+    assert "pip install 'audio2blendshape[train]'" in result.stderr and "Traceback" not in result.stderr
