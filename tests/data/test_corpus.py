@@ -19,10 +19,10 @@ from audio2blendshape.data.corpus import (
     load_mel,
     read_manifest,
     read_names,
+    resample_curves,
     write_utterance,
 )
 from audio2blendshape.data.corpus_windows import SILENCE_MEL, CorpusSequences, CorpusWindows, window_starts
-from audio2blendshape.data.corpus import resample_curves
 from audio2blendshape.data.inspect import check, stats
 from audio2blendshape.data.visemes import PhonemeSpan
 from audio2blendshape.data.windows import WindowDataset, collate

@@ -9,7 +9,16 @@ import numpy as np
 import pytest
 import soxr
 
-from audio2blendshape.data.espeak import PAUSE, EspeakError, PhonemeEvent, SpeechSettings, Synthesis, _Event, synthesize, variant_names
+from audio2blendshape.data.espeak import (
+    PAUSE,
+    EspeakError,
+    PhonemeEvent,
+    SpeechSettings,
+    Synthesis,
+    _Event,
+    synthesize,
+    variant_names,
+)
 from audio2blendshape.data.espeak_timing import normalize_symbol, phoneme_spans
 from audio2blendshape.data.visemes import symbol_visemes
 

@@ -17,24 +17,20 @@ written after the audio and curves, an utterance without its meta file is simply
 from __future__ import annotations
 
 import contextlib
-import io
 import json
 import math
 import numbers
-import os
 import re
-import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import soundfile
 
+from audio2blendshape.atomic import atomic_save_npy, atomic_write_text, atomic_write_wav
 from audio2blendshape.audio.constants import FRAMES_PER_SECOND, SAMPLE_RATE
 from audio2blendshape.audio.decode import AudioError, load_audio, prepare_waveform
 from audio2blendshape.audio.mel import log_mel
-from audio2blendshape.atomic import atomic_save_npy, atomic_write, atomic_write_text, atomic_write_wav
 from audio2blendshape.data.visemes import PhonemeSpan
 
 SPLITS: tuple[str, ...] = ("train", "val", "test")

@@ -17,7 +17,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from audio2blendshape.audio.constants import FRAMES_PER_SECOND, LOG_FLOOR, LOG_OFFSET, LOG_SCALE, WINDOW_FRAMES
+from audio2blendshape.audio.constants import (
+    LOG_FLOOR,
+    LOG_OFFSET,
+    LOG_SCALE,
+    WINDOW_FRAMES,
+)
 from audio2blendshape.data.corpus import (
     SPLITS,
     CorpusError,

@@ -20,7 +20,6 @@ private folder of links to that data, removed at exit, and writes generated vari
 from __future__ import annotations
 
 import ctypes
-import itertools
 import multiprocessing.util
 import os
 import pickle
@@ -28,14 +27,10 @@ import re
 import shutil
 import tempfile
 import threading
-import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
-
-from audio2blendshape.data.visemes import PhonemeSpan
 
 # espeak_AUDIO_OUTPUT / option flags / event types / parameters, from speak_lib.h.
 _AUDIO_OUTPUT_SYNCHRONOUS = 2

@@ -20,12 +20,19 @@ from typing import Any
 
 import numpy as np
 
-from audio2blendshape.audio.constants import SAMPLE_RATE
-from audio2blendshape.audio.decode import AudioError, load_audio, require_signal
 from audio2blendshape.atomic import FILE_UMASK
-from audio2blendshape.data.corpus import NAMES_FILE, SPLITS, CorpusError, build_manifest, check_names, has_utterance, read_names, write_utterance
-from audio2blendshape.runtime.livelink_csv import LiveLinkCsvError, parse_timecode, read_livelink_csv
-from audio2blendshape.names import ARKIT_NAMES
+from audio2blendshape.audio.constants import SAMPLE_RATE
+from audio2blendshape.audio.decode import load_audio, require_signal
+from audio2blendshape.data.corpus import (
+    NAMES_FILE,
+    SPLITS,
+    build_manifest,
+    check_names,
+    has_utterance,
+    read_names,
+    write_utterance,
+)
+from audio2blendshape.runtime.livelink_csv import parse_timecode, read_livelink_csv
 
 Loaded = tuple[np.ndarray, np.ndarray, float]  # audio (n,) at 16 kHz, curves (frames, K), fps
 

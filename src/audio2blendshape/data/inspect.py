@@ -11,7 +11,15 @@ import numpy as np
 import soundfile
 
 from audio2blendshape.audio.constants import HOP_LENGTH, N_MELS
-from audio2blendshape.data.corpus import MANIFEST_FILE, SPLITS, CorpusError, build_manifest, check_id, load_curves, read_manifest, read_names
+from audio2blendshape.data.corpus import (
+    MANIFEST_FILE,
+    SPLITS,
+    CorpusError,
+    check_id,
+    load_curves,
+    read_manifest,
+    read_names,
+)
 
 ACTIVE_THRESHOLD = 0.1  # a shape counts as active in a frame above this weight
 REQUIRED: dict[str, type | tuple[type, ...]] = {

@@ -23,7 +23,6 @@ import numpy as np
 
 from audio2blendshape.audio.constants import SAMPLE_RATE
 from audio2blendshape.audio.decode import prepare_waveform
-from audio2blendshape.names import ARKIT_NAMES
 from audio2blendshape.data.visemes import (
     FF_OWNS,
     GROUPS,
@@ -38,6 +37,7 @@ from audio2blendshape.data.visemes import (
     pose_matrix,
     symbol_visemes,
 )
+from audio2blendshape.names import ARKIT_NAMES
 
 __all__ = ["LabelConfig", "PhonemeSpan", "label_utterance", "mouth_openness", "num_label_frames"]
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import multiprocessing
-import os
 import sys
 import time
 from collections.abc import Iterator, Sequence
@@ -26,16 +25,16 @@ from typing import Any
 import numpy as np
 import soxr
 
+from audio2blendshape.atomic import atomic_write_text
 from audio2blendshape.audio.constants import SAMPLE_RATE
 from audio2blendshape.data.augment import augment
-from audio2blendshape.atomic import atomic_write_text
 from audio2blendshape.data.corpus import build_manifest, has_utterance, write_utterance
 from audio2blendshape.data.espeak import EspeakError, SpeechSettings, library_version, synthesize
 from audio2blendshape.data.espeak_timing import phoneme_spans
 from audio2blendshape.data.labels import label_utterance
-from audio2blendshape.names import ARKIT_NAMES
 from audio2blendshape.data.texts import make_sentence
 from audio2blendshape.data.voice_variants import random_variant
+from audio2blendshape.names import ARKIT_NAMES
 
 FPS = 100.0  # label frames per second (the log-mel frame rate)
 SETTINGS_FILE = "synth.json"  # the plan's identity, checked on resume

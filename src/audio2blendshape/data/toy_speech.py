@@ -15,8 +15,8 @@ import numpy as np
 import torch
 
 from audio2blendshape.audio.constants import HOP_LENGTH, SAMPLE_RATE
-from audio2blendshape.models.features import log_mel_from_waveform
 from audio2blendshape.data.windows import TensorWindows
+from audio2blendshape.models.features import log_mel_from_waveform
 from audio2blendshape.names import ARKIT, ARKIT_NAMES
 
 _KINDS = ("vowel", "closure", "fricative", "pause")

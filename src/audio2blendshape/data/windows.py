@@ -7,6 +7,9 @@ them: SimplifiedModel the centre frame, a per-frame model every frame.
 
 from __future__ import annotations
 
+import bisect
+import itertools
+from collections.abc import Sequence
 from typing import NamedTuple, Protocol, runtime_checkable
 
 import torch
@@ -47,6 +50,52 @@ class TensorWindows:
     def batch(self, indices: torch.Tensor) -> Window:
         """Many windows at once: ``(B, T, 80)`` and ``(B, T, K)``, without a Python loop."""
         return Window(self.mel[indices], self.curves[indices])
+
+
+class MixedWindows:
+    """Several window datasets of one rig as one, each repeated ``repeats[i]`` times: its sampling weight.
+
+    A small corpus that matters (real speech beside hours of generated speech) is seen more often by
+    listing it more often, not by a sampler with state: window ``j`` of the mix is always the same window,
+    so the training loop's seeded permutation, and resuming, work unchanged.
+    """
+
+    def __init__(self, parts: Sequence[WindowDataset], repeats: Sequence[int] | None = None) -> None:
+        repeats = list(repeats) if repeats is not None else [1] * len(parts)
+        if not parts or len(repeats) != len(parts) or min(repeats) < 1:
+            raise ValueError(f"{len(parts)} datasets need as many repeat counts >= 1, got {repeats}")
+        for part in parts[1:]:
+            if [n.lower() for n in part.names] != [n.lower() for n in parts[0].names]:
+                raise ValueError("the mixed datasets must have the same curve names in the same order")
+        self.parts, self.repeats = list(parts), repeats
+        self.names = parts[0].names
+        self.ends = list(itertools.accumulate(len(p) * r for p, r in zip(parts, repeats, strict=True)))
+
+    def __len__(self) -> int:
+        return self.ends[-1]
+
+    def _locate(self, index: int) -> tuple[int, int]:
+        if not 0 <= index < len(self):
+            raise IndexError(f"window {index} of {len(self)}")
+        part = bisect.bisect_right(self.ends, index)
+        local = index - (self.ends[part - 1] if part else 0)
+        return part, local % len(self.parts[part])
+
+    def __getitem__(self, index: int) -> Window:
+        part, local = self._locate(int(index))
+        return self.parts[part][local]
+
+    def batch(self, indices: torch.Tensor) -> Window:
+        """``(B, T, 80)`` and ``(B, T, K)``, each part's windows gathered in one call."""
+        located = [self._locate(int(i)) for i in indices]
+        mel: list[torch.Tensor | None] = [None] * len(located)
+        curves: list[torch.Tensor | None] = [None] * len(located)
+        for part in sorted({p for p, _ in located}):
+            rows = [row for row, (p, _) in enumerate(located) if p == part]
+            window = collate(self.parts[part], torch.tensor([located[row][1] for row in rows]))
+            for k, row in enumerate(rows):
+                mel[row], curves[row] = window.mel[k], window.curves[k]
+        return Window(torch.stack(mel), torch.stack(curves))  # type: ignore[arg-type]
 
 
 def collate(dataset: WindowDataset, indices: torch.Tensor) -> Window:
