@@ -211,7 +211,7 @@ def test_transcript_list_reports_every_unknown_word_before_reading_audio(
         _run_cli(["label", "--transcripts", str(listing), "--out", str(out), "--skip-oov", "--split", "val"])
         == 0
     )
-    assert "skipped, words not in the dictionary: 'qwxzv'" in capsys.readouterr().err
+    assert "wavs_b: rejected (oov): not in the dictionary: 'qwxzv'" in capsys.readouterr().out
     records = _manifest(out)
     assert [r["id"] for r in records] == ["wavs_a", "wavs_c"]
     assert {(r["speaker"], r["split"]) for r in records} == {("anna", "val")}
@@ -228,7 +228,7 @@ def test_unreadable_audio_names_the_file_or_is_skipped(
     assert _run_cli(["label", "--transcripts", str(listing), "--out", str(out)]) == 1
     assert "broken.wav: not a readable audio file" in capsys.readouterr().err
     assert _run_cli(["label", "--transcripts", str(listing), "--out", str(out), "--skip-failed"]) == 0
-    assert "warning: skipped:" in capsys.readouterr().err
+    assert "broken: rejected (unreadable)" in capsys.readouterr().out
     assert [(r["id"], r["speaker"]) for r in _manifest(out)] == [("good", "bob")]
 
 
@@ -244,3 +244,25 @@ def test_transcript_list_errors_name_the_line(tmp_path: Path) -> None:
     with pytest.raises(LabelError, match=r"list\.tsv:1 \(a\.wav\): the transcript is empty"):
         read_transcripts(listing)
     assert utterance_id(Path("../spk 1/utt#3.wav")) == "spk_1_utt_3"
+
+
+def test_words_missing_from_the_transcript_lower_the_acoustic_score(aligner: Aligner) -> None:
+    text = "the quick brown fox jumps over the lazy dog"
+    audio, _ = _speech(text)
+    whole = aligner.align_scored(audio, text)
+    cut = aligner.align_scored(audio, "the quick brown fox")  # the rest is forced into silence
+    assert whole.score <= 0 and cut.score < whole.score - 5
+    assert whole.phones == aligner.align(audio, text) and whole.words == aligner.align_words(audio, text)
+
+
+def test_an_inflection_of_a_dictionary_word_gets_its_stems_phones() -> None:
+    custom = Aligner()  # learns words: a fresh one keeps the module's aligner as it was
+    assert custom.pronunciation("aligner's") is None
+    assert custom.words("The aligner's letters, lynches and ripens") == [
+        "the", "aligner's", "letters", "lynches", "and", "ripens",
+    ]  # fmt: skip
+    assert custom.pronunciation("aligner's") == "AH L AY N ER Z"
+    assert custom.pronunciation("lynches") == "L IH N CH IH Z"
+    assert custom.pronunciation("ripens") == "R AY P AH N Z"
+    with pytest.raises(OutOfVocabularyError, match="'zzyzxqs'"):
+        custom.words("zzyzxqs")

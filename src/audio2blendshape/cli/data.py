@@ -1,4 +1,4 @@
-"""``audio2blendshape data ...``: make (synth), label, import, inspect and check datasets.
+"""``audio2blendshape data ...``: make (synth), label, import, augment, inspect and check datasets.
 
 Argument parsing and printing only; the work is done in ``data/``.
 """
@@ -14,8 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from audio2blendshape.audio.decode import AudioError
+from audio2blendshape.cli.data_augment import register_augment
 from audio2blendshape.cli.help import COMMAND_HELP
-from audio2blendshape.data.align import Aligner, AlignmentError
+from audio2blendshape.data.align import AlignmentError
 from audio2blendshape.data.corpus import SPLITS, CorpusError, build_manifest
 from audio2blendshape.data.importers import (
     DataImportError,
@@ -27,11 +28,15 @@ from audio2blendshape.data.importers import (
     run_import,
 )
 from audio2blendshape.data.inspect import check, format_stats, stats
+from audio2blendshape.data.label_gate import REASONS, Gate
+from audio2blendshape.data.label_run import LabelOptions, LabelSummary, label_transcribed
+from audio2blendshape.data.speaker_splits import SpeakerSplits
 from audio2blendshape.data.synth import DEFAULT_LANGUAGES, LANGUAGES, SynthConfig, run_synth
 from audio2blendshape.data.transcribed import (
     LabelError,
     Transcribed,
-    label_corpus,
+    check_unique,
+    is_table,
     read_transcripts,
     utterance_id,
 )
@@ -43,7 +48,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     """Add ``data`` and its verbs (synth, label, import, stats, check)."""
     parser = subparsers.add_parser("data", help=COMMAND_HELP["data"])
     verbs = parser.add_subparsers(dest="data_command", required=True)
-    for add in (register_synth, register_label, register_import, register_inspect):
+    for add in (register_synth, register_label, register_import, register_augment, register_inspect):
         add(verbs)
 
 
@@ -99,12 +104,14 @@ def register_synth(subparsers: Any) -> None:
 
 
 def _items(args: argparse.Namespace) -> list[Transcribed]:
-    if (args.audio is None) == (args.transcripts is None):
+    if (args.audio is None) == (not args.transcripts):
         raise LabelError("give either one AUDIO file with --text, or --transcripts FILE (not both)")
-    if args.transcripts is not None:
+    if args.transcripts:
         if args.text is not None:
             raise LabelError("--text goes with a single AUDIO file; --transcripts FILE holds its own texts")
-        return read_transcripts(args.transcripts, args.speaker)
+        items = [item for path in args.transcripts for item in read_transcripts(path, args.speaker)]
+        check_unique(items)  # across files too: two sources must not share an utterance id
+        return items
     if args.text is None:
         raise LabelError(f'{args.audio}: give its transcript with --text "..."')
     if not args.text.strip():
@@ -115,31 +122,58 @@ def _items(args: argparse.Namespace) -> list[Transcribed]:
     ]
 
 
+def _split_of(args: argparse.Namespace) -> Callable[[Transcribed], str]:
+    val = [s for listed in args.val_speakers for s in listed.split(",")]
+    test = [s for listed in args.test_speakers for s in listed.split(",")]
+    if not args.split_by_speaker:
+        if args.val_speakers or args.test_speakers or args.held_out_fraction:
+            raise LabelError("--val-speakers, --test-speakers, --held-out-fraction need --split-by-speaker")
+        return lambda item: str(args.split)
+    if args.split != "train":
+        raise LabelError("--split-by-speaker puts every speaker not held out in train; drop --split")
+    splits = SpeakerSplits.named(val, test, args.held_out_fraction)
+    return lambda item: splits.split(item.speaker)
+
+
+def _hours(seconds: dict[str, float]) -> str:
+    listed = [f"{split} {seconds[split] / 3600:.3f} h" for split in SPLITS if split in seconds]
+    return ", ".join(listed) or "0 h"
+
+
+def _print_summary(out: Path, summary: LabelSummary) -> None:
+    rejected = sum(len(ids) for ids in summary.rejected.values())
+    reasons = ", ".join(f"{r} {len(summary.rejected[r])}" for r in REASONS if r in summary.rejected)
+    print(
+        f"wrote {len(summary.written)} utterance(s) ({_hours(summary.seconds)}) to {out} in "
+        f"{summary.wall_seconds:.0f} s; rejected {rejected}{f' ({reasons})' if reasons else ''}; "
+        f"{len(summary.existing)} already there; {len(summary.kept_rejected)} rejected by an earlier run "
+        f"(--retry-rejected tries them again)\nthe dataset holds {_hours(summary.dataset_seconds)}"
+        + (f"; every verdict is in {summary.report}" if summary.report else "")
+    )
+    if summary.other_split:
+        print(
+            f"warning: {len(summary.other_split)} utterance(s) already in the dataset are in another split "
+            f"than asked (e.g. {summary.other_split[0]}) and stay there; label into a new --out to re-split",
+            file=sys.stderr,
+        )
+
+
 def run_label(args: argparse.Namespace) -> int:
-    """The ``data label`` handler: 0 when every clip was written (or skipped as asked), 1 on an error."""
+    """The ``data label`` handler: 0 when clips were written or are already there, 1 on an error."""
     try:
         items = _items(args)
-        aligner = Aligner(args.dict)
-        summary = label_corpus(
-            items,
-            args.out,
-            aligner=aligner,
-            split=args.split,
-            fps=args.fps,
-            seed=args.seed,
-            skip_oov=args.skip_oov,
-            skip_failed=args.skip_failed,
-            skip_existing=args.skip_existing,
-        )
+        gate = args.gate if args.gate is not None else any(is_table(p) for p in args.transcripts)
+        options = LabelOptions(
+            fps=args.fps, seed=args.seed, gate=Gate(min_score=args.min_score) if gate else None,
+            skip_oov=args.skip_oov, skip_failed=args.skip_failed, retry_rejected=args.retry_rejected,
+            workers=max(1, args.workers), dictionary=args.dict,
+        )  # fmt: skip
+        summary = label_transcribed(items, args.out, _split_of(args), options)
     except (LabelError, AlignmentError, AudioError, CorpusError, ValueError, OSError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
-    print(
-        f"wrote {len(summary.written)} utterance(s) ({summary.seconds:.1f} s of audio) to {args.out}, "
-        f"split {args.split}; skipped {len(summary.skipped_oov)} with "
-        f"unknown words, {len(summary.skipped_failed)} that failed, {len(summary.skipped_existing)} existing"
-    )
-    if not summary.written and not summary.skipped_existing:
+    _print_summary(args.out, summary)
+    if not summary.written and not summary.existing:
         print("error: no utterance was written", file=sys.stderr)
         return 1
     return 0
@@ -151,42 +185,33 @@ def register_label(subparsers: Any) -> None:
         "label",
         help="force-align transcribed English speech and write labelled ARKit curves into a dataset",
         description="Force-align transcribed English speech with pocketsphinx, label it with ARKit curves "
-        "and write it into a dataset. Every transcript is checked against the dictionary first.",
+        "and write it into a dataset. Resumable: clips already there are skipped.",
     )
-    parser.add_argument("audio", nargs="?", type=Path, help="one audio file (with --text)")
-    parser.add_argument("--text", help="the transcript of AUDIO")
-    parser.add_argument(
-        "--transcripts",
-        type=Path,
-        metavar="FILE",
-        help="TSV lines 'audio<TAB>text[<TAB>speaker]', paths relative to FILE",
-    )
-    parser.add_argument("--out", type=Path, required=True, help="dataset directory (created or extended)")
-    parser.add_argument("--speaker", help="speaker of every clip (default: AUDIO's or FILE's stem)")
-    parser.add_argument("--split", choices=SPLITS, default="train", help="dataset split (default: train)")
-    parser.add_argument("--fps", type=float, default=100.0, help="curve frame rate (default: 100)")
-    parser.add_argument("--seed", type=int, default=0, help="seeds the labeler's per-utterance style")
-    parser.add_argument(
-        "--dict",
-        type=Path,
-        metavar="FILE",
-        help="extra pronunciations, lines 'word PH1 PH2 ...' in ARPAbet (CMUdict format)",
-    )
-    parser.add_argument(
-        "--skip-oov",
-        action="store_true",
-        help="drop utterances with words the dictionary lacks (warned) instead of failing",
-    )
-    parser.add_argument(
-        "--skip-failed",
-        action="store_true",
-        help="drop clips whose audio is unreadable or that fail to align (warned)",
-    )
-    parser.add_argument(
-        "--skip-existing",
-        action="store_true",
-        help="leave utterances already in the dataset alone (resume an interrupted run)",
-    )
+    add = parser.add_argument
+    add("audio", nargs="?", type=Path, help="one audio file (with --text)")
+    add("--text", help="the transcript of AUDIO")
+    add("--transcripts", type=Path, metavar="FILE", action="append", default=[],
+        help="lines 'audio<TAB>text[<TAB>speaker]', or a table with a header naming id and text "
+        "(audio <id>.flac or .wav beside FILE); repeat for several")  # fmt: skip
+    add("--out", type=Path, required=True, help="dataset directory (created or extended)")
+    add("--speaker", help="speaker of every clip (default: the table's column, or AUDIO's or FILE's stem)")
+    add("--split", choices=SPLITS, default="train", help="dataset split (default: train)")
+    add("--split-by-speaker", action="store_true", help="hold out whole speakers for val and test")
+    add("--val-speakers", action="append", default=[], metavar="A,B", help="speaker ids for val")
+    add("--test-speakers", action="append", default=[], metavar="C,D", help="speaker ids for test")
+    add("--held-out-fraction", type=float, default=0.0, metavar="F",
+        help="share of other speakers held out (by a hash of the id) for the splits not named")  # fmt: skip
+    add("--gate", action=argparse.BooleanOptionalAction, default=None,
+        help="reject clips whose transcript does not fit the audio (default: on for tables)")  # fmt: skip
+    add("--min-score", type=float, default=Gate.min_score, help="the gate's acoustic score per frame")
+    add("--retry-rejected", action="store_true", help="try again the clips an earlier run rejected")
+    add("--workers", type=int, default=min(2, os.cpu_count() or 1), help="processes")
+    add("--fps", type=float, default=100.0, help="curve frame rate (default: 100)")
+    add("--seed", type=int, default=0, help="seeds the labeler's per-utterance style")
+    add("--dict", type=Path, metavar="FILE", help="extra pronunciations, lines 'word PH1 PH2 ...' (ARPAbet)")
+    add("--skip-oov", action="store_true", help="without the gate: drop clips with unknown words")
+    add("--skip-failed", action="store_true", help="without the gate: drop clips that cannot be labelled")
+    add("--skip-existing", action="store_true", help=argparse.SUPPRESS)  # now the default; kept for scripts
     parser.set_defaults(func=run_label)
 
 

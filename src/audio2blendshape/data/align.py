@@ -3,7 +3,16 @@
 The acoustic model and CMUdict ship inside the ``pocketsphinx`` wheel, so nothing is downloaded. Alignment
 is two Viterbi passes over the whole clip: a word pass constrained to the transcript (with optional
 silence between words), then a phone pass inside the words it found. Phones come out without stress
-digits (the acoustic model has none); silence, breath and noise come out as ``SIL``.
+digits (the acoustic model has none); silence, breath and noise come out as ``SIL``. Numbers and a few
+symbols are written out as words first (``spell.py``). A word CMUdict lacks but whose stem it has gets its
+stem's phones plus the ending ("jenson's", "ligatures", "lynches", "aligner"): in read speech a quarter of
+the out-of-vocabulary words are such inflections of names and rare words.
+
+``align_scored`` also gives the phone pass's acoustic score per 10 ms frame: the sum of pocketsphinx's
+per-word scores (integer log units, higher is better, never above 0) over the frames aligned. Senone
+scores are normalised frame by frame against the best one, so the mean stays near 0 while the forced path
+is what the model hears anyway, and falls when the transcript forces phones onto audio that does not
+sound like them: a measure of how well the transcript fits the audio, comparable between clips.
 
 Building a decoder loads the model (0.1-0.3 s), so an ``Aligner`` is meant to be built once and reused for
 every file of a corpus. It is not thread-safe: use one per thread or process.
@@ -13,8 +22,8 @@ from __future__ import annotations
 
 import re
 import string
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -23,6 +32,7 @@ import numpy as np
 
 from audio2blendshape.audio.constants import SAMPLE_RATE
 from audio2blendshape.audio.decode import AudioError, require_signal
+from audio2blendshape.data.spell import spell_out
 from audio2blendshape.data.visemes import PhonemeSpan
 
 SILENCE = "SIL"  # the symbol of every non-speech span
@@ -36,6 +46,8 @@ NOISE_FLOOR = 1e-3  # noise standard deviation relative to the clip's peak
 WIDE_BEAMS: dict[str, float] = {"beam": 1e-80, "wbeam": 1e-60, "pbeam": 1e-80}
 _INITIAL_CMN = "40,3,-1,0,0,0,0,0,0,0,0,0,0"  # the en-us model's -cmninit, padded to 13 cepstra
 _PUNCTUATION = "".join(c for c in string.punctuation if c != "'") + "“”„«»‘’…–—"
+_SIBILANTS = ("S", "Z", "SH", "ZH", "CH", "JH")  # a plural after these adds a syllable: "lynch-es"
+_VOICELESS = ("P", "T", "K", "F", "TH")  # a plural after these is voiceless: "fount-s"
 
 
 class AlignmentError(ValueError):
@@ -64,6 +76,22 @@ class WordSpan:
     end: float  # seconds
     word: str  # dictionary spelling, lower case; "<sil>" for silence
     phones: tuple[PhonemeSpan, ...]
+
+
+@dataclass(frozen=True)
+class Aligned:
+    """A clip's alignment and how well the audio fits it."""
+
+    words: list[WordSpan] = field(repr=False)  # in time order, covering the clip from 0 s to its end
+    score: float  # mean acoustic score per frame of the phone pass (see the module docstring); <= 0
+
+    @property
+    def phones(self) -> list[PhonemeSpan]:
+        """The phone spans, runs of silence merged into one ``SIL``."""
+        return _merge_silence(p for w in self.words for p in w.phones)
+
+
+_Entries = list[tuple[str, list[tuple[str, int, int]]]]  # words with their (phone, start, frames)
 
 
 def _decoder(extra: dict[str, Any]) -> Any:
@@ -107,7 +135,7 @@ class Aligner:
         """The transcript as dictionary words; raises ``OutOfVocabularyError`` listing every missing word."""
         found: list[str] = []
         missing: list[str] = []
-        for token in text.split():
+        for token in spell_out(text).split():
             if not token.strip(_PUNCTUATION + "'"):
                 continue  # a stray dash or quote
             spelled = self._spell(token)
@@ -130,32 +158,63 @@ class Aligner:
         parts = _candidates(token)[-1].split("-")  # "forty-two" when the dictionary has no hyphenated entry
         if len(parts) > 1 and all(p and self.pronunciation(p) is not None for p in parts):
             return parts
-        return None
+        word = _candidates(token)[-1]
+        # One level of nesting: "aligner's" is "aligner" + "'s", and "aligner" is "align" + "er".
+        phones = _inflected(
+            word, lambda stem: self.pronunciation(stem) or _inflected(stem, self.pronunciation)
+        )
+        if phones is None:
+            return None
+        # Learnt once per aligner, so the align-text search (which reads the dictionary) knows the word.
+        self._extra.append((word, phones))
+        for decoder in (self._decoder, self._wide):
+            if decoder is not None:
+                _add_words(decoder, [(word, phones)], "inflected word")
+        return [word]
+
+    def align_scored(self, audio: np.ndarray, text: str, source: str = "audio") -> Aligned:
+        """Word and phone spans of ``audio`` (float32 ``(n,)`` at 16 kHz) saying ``text``, and their score."""
+        words = self.words(text, source)
+        pcm = _to_pcm(audio, source)
+        duration = len(audio) / SAMPLE_RATE
+        result = _run(self._decoder, words, pcm)
+        if result is None or not _matches(result[0], words):
+            if self._wide is None:
+                self._wide = _decoder(WIDE_BEAMS)
+                _add_words(self._wide, self._extra, "extra dictionary")
+            result = _run(self._wide, words, pcm)
+        if result is None or not _matches(result[0], words):
+            raise AlignmentError(
+                f"{source}: alignment failed: the {duration:.2f} s of audio do not match the transcript "
+                f"{' '.join(words)!r} (wrong transcript, wrong language, or too noisy)"
+            )
+        return Aligned(_cover(_to_spans(result[0]), duration), result[1])
 
     def align_words(self, audio: np.ndarray, text: str, source: str = "audio") -> list[WordSpan]:
         """Word and phone spans of ``audio`` (float32 ``(n,)`` at 16 kHz) saying ``text``.
 
         Spans are in time order, contiguous, and cover the clip from 0 s to its end.
         """
-        words = self.words(text, source)
-        pcm = _to_pcm(audio, source)
-        duration = len(audio) / SAMPLE_RATE
-        entries = _run(self._decoder, words, pcm)
-        if entries is None or not _matches(entries, words):
-            if self._wide is None:
-                self._wide = _decoder(WIDE_BEAMS)
-                _add_words(self._wide, self._extra, "extra dictionary")
-            entries = _run(self._wide, words, pcm)
-        if entries is None or not _matches(entries, words):
-            raise AlignmentError(
-                f"{source}: alignment failed: the {duration:.2f} s of audio do not match the transcript "
-                f"{' '.join(words)!r} (wrong transcript, wrong language, or too noisy)"
-            )
-        return _cover(_to_spans(entries), duration)
+        return self.align_scored(audio, text, source).words
 
     def align(self, audio: np.ndarray, text: str, source: str = "audio") -> list[PhonemeSpan]:
         """ARPAbet phone spans (silence ``SIL``) of ``audio`` (float32 ``(n,)``, 16 kHz) saying ``text``."""
-        return _merge_silence(p for w in self.align_words(audio, text, source) for p in w.phones)
+        return self.align_scored(audio, text, source).phones
+
+
+def _inflected(word: str, lookup: Callable[[str], str | None]) -> str | None:
+    """Phones of ``word`` as its dictionary stem plus "'s", "s", "es" or "er"; None if no stem is known."""
+    for suffix in ("'s", "es", "s", "er"):
+        stem = lookup(word[: -len(suffix)]) if word.endswith(suffix) and len(word) > len(suffix) + 1 else None
+        if stem is None:
+            continue
+        last = stem.split()[-1]
+        if suffix == "er":
+            return f"{stem} ER"
+        if suffix == "es" and last not in _SIBILANTS:
+            continue  # "ripens" is "ripen" + "s", not "rip" + "es"
+        return f"{stem} {'IH Z' if last in _SIBILANTS else 'S' if last in _VOICELESS else 'Z'}"
+    return None
 
 
 def _read_dictionary(path: Path) -> list[tuple[str, str]]:
@@ -211,10 +270,8 @@ def _decode(decoder: Any, pcm: bytes) -> None:
     decoder.end_utt()
 
 
-def _run(
-    decoder: Any, words: Sequence[str], pcm: bytes
-) -> list[tuple[str, list[tuple[str, int, int]]]] | None:
-    """Both passes over ``pcm``: the alignment, or None if the search failed."""
+def _run(decoder: Any, words: Sequence[str], pcm: bytes) -> tuple[_Entries, float] | None:
+    """Both passes over ``pcm``: the alignment and its mean score per frame, or None if the search failed."""
     try:
         decoder.set_align_text(" ".join(words))
         _decode(decoder, pcm)
@@ -228,7 +285,13 @@ def _run(
         return None
     if alignment is None:
         return None
-    return [(w.name, [(p.name, p.start, p.duration) for p in w]) for w in alignment]
+    entries: _Entries = []
+    score = frames = 0
+    for word in alignment:
+        entries.append((word.name, [(p.name, p.start, p.duration) for p in word]))
+        score += word.score
+        frames += word.duration
+    return entries, score / max(frames, 1)
 
 
 def _spelling(word: str) -> str:

@@ -1,33 +1,40 @@
-"""``data label``: transcribed English speech -> forced alignment -> labelled ARKit curves in a dataset.
+"""``data label`` inputs: transcript lists and tables of English speech, and labelling one clip.
 
-One clip (``AUDIO --text "..."``) or a list (``--transcripts FILE``: lines ``path<TAB>text`` or
-``path<TAB>text<TAB>speaker``, paths relative to FILE, ``#`` comments and blank lines ignored). Each clip is
-aligned with pocketsphinx (``align.py``), labelled by ``labels.label_utterance`` and written with
-``corpus.write_utterance`` (language ``en-us``); the manifest is rebuilt at the end, also after an error,
-so the utterances already written are usable.
+One clip (``AUDIO --text "..."``) or transcript files (``--transcripts FILE``), in one of two forms:
 
-Every transcript is checked against the dictionary before any audio is read, so one run reports all
-missing words at once instead of failing hours in.
+- a list: lines ``path<TAB>text`` or ``path<TAB>text<TAB>speaker``, paths relative to FILE, ``#`` comments
+  and blank lines ignored; the speaker defaults to FILE's stem;
+- a table: a header line naming at least the columns ``id`` and ``text`` (and optionally ``speaker`` and
+  ``language``), tab-separated with CSV quoting (a text holding quotes is quoted, its quotes doubled); row
+  ``id``'s audio is ``<id>.flac`` or ``<id>.wav`` beside FILE, and the speaker defaults to FILE's folder.
+
+A clip is aligned with pocketsphinx (``align.py``), labelled by ``labels.label_utterance`` and written with
+``corpus.write_utterance`` (language ``en-us``). Running a whole corpus, with its quality gate, workers and
+report, is ``label_run.py``.
 """
 
 from __future__ import annotations
 
+import csv
 import re
-import sys
 import zlib
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from audio2blendshape.data.align import Aligner, AlignmentError, OutOfVocabularyError
-from audio2blendshape.audio.decode import AudioError, load_audio, require_signal
-from audio2blendshape.data.corpus import SPLITS, CorpusError, build_manifest, has_utterance, write_utterance
+import numpy as np
+
+from audio2blendshape.audio.decode import load_audio, require_signal
+from audio2blendshape.data.align import Aligner
+from audio2blendshape.data.corpus import write_utterance
 from audio2blendshape.data.labels import label_utterance
+from audio2blendshape.data.visemes import PhonemeSpan
 from audio2blendshape.names import ARKIT_NAMES
 
 LANGUAGE = "en-us"  # the only language pocketsphinx's bundled model speaks
 MAX_LISTED = 20  # transcript lines named in one out-of-vocabulary error; the rest are counted
+AUDIO_EXTENSIONS = (".flac", ".wav")  # tried in this order for a table row's id
 
 
 class LabelError(ValueError):
@@ -43,17 +50,7 @@ class Transcribed:
     utt_id: str  # dataset id (file name stem of its audio, curves and meta)
     speaker: str
     where: str  # how errors name it: "list.tsv:12 (a.wav)" or the audio path
-
-
-@dataclass
-class LabelSummary:
-    """What a labelling run did."""
-
-    written: list[str] = field(default_factory=list)  # utterance ids
-    seconds: float = 0.0  # audio written
-    skipped_oov: list[str] = field(default_factory=list)  # where-strings of dropped clips
-    skipped_failed: list[str] = field(default_factory=list)
-    skipped_existing: list[str] = field(default_factory=list)
+    language: str = ""  # a table's language column; "" when the input does not say (taken as English)
 
 
 def utterance_id(relative: Path) -> str:
@@ -66,14 +63,40 @@ def utterance_id(relative: Path) -> str:
 
 
 def read_transcripts(path: Path, speaker: str | None = None) -> list[Transcribed]:
-    """Parse a transcript list (``path<TAB>text[<TAB>speaker]`` per line) into clips to label.
+    """Parse a transcript list or table (see the module docstring) into clips to label.
 
-    The default speaker is the list's file stem: one list is usually one speaker or one session.
+    ``speaker``, when given, is every clip's speaker whatever the file says.
     """
     try:
         lines = path.read_text(encoding="utf-8-sig").splitlines()
     except (OSError, UnicodeDecodeError) as error:
         raise LabelError(f"{path}: cannot read the transcript list ({error})") from error
+    start = _table_start(lines)
+    items = _read_list(path, lines, speaker) if start is None else _read_table(path, lines, start, speaker)
+    if not items:
+        raise LabelError(f"{path}: the transcript list holds no lines")
+    check_unique(items)
+    return items
+
+
+def _table_start(lines: Sequence[str]) -> int | None:
+    """The index of a table's header line, or None for a headerless list."""
+    for index, line in enumerate(lines):
+        if line.strip() and not line.lstrip().startswith("#"):
+            columns = {c.strip().lower() for c in line.split("\t")}
+            return index if {"id", "text"} <= columns else None
+    return None
+
+
+def is_table(path: Path) -> bool:
+    """Whether ``path`` is a transcript table (a header naming ``id`` and ``text``), not a list."""
+    try:
+        return _table_start(path.read_text(encoding="utf-8-sig").splitlines()) is not None
+    except (OSError, UnicodeDecodeError):
+        return False
+
+
+def _read_list(path: Path, lines: Sequence[str], speaker: str | None) -> list[Transcribed]:
     items: list[Transcribed] = []
     for number, line in enumerate(lines, 1):
         if not line.strip() or line.lstrip().startswith("#"):
@@ -101,13 +124,52 @@ def read_transcripts(path: Path, speaker: str | None = None) -> list[Transcribed
                 where=f"{where} ({relative})",
             )
         )
-    if not items:
-        raise LabelError(f"{path}: the transcript list holds no lines")
-    _check_unique(items)
     return items
 
 
-def _check_unique(items: Sequence[Transcribed]) -> None:
+def _table_rows(path: Path, lines: Sequence[str], start: int) -> Iterator[tuple[str, dict[str, str]]]:
+    """``(where, {column: cell})`` for each row of a table whose header is ``lines[start]``."""
+    # CSV quoting: a text with quotes in it is written quoted, its own quotes doubled (LJSpeech's
+    # '"old style" letters' is '"...""old style"" letters."' in realspeech's tables).
+    rows = csv.reader(lines[start:], delimiter="\t", strict=True)
+    header = [name.strip().lower() for name in next(rows)]
+    try:
+        for row in rows:
+            where = f"{path}:{start + rows.line_num}"
+            if not any(cell.strip() for cell in row) or row[0].lstrip().startswith("#"):
+                continue
+            if len(row) != len(header) or any("\n" in cell for cell in row):
+                raise LabelError(
+                    f"{where}: {len(row)} tab-separated field(s) but the header has {len(header)}, or a "
+                    "field runs over several lines (a tab in a text, or an unclosed quote?)"
+                )
+            yield where, {name: cell.strip() for name, cell in zip(header, row, strict=True)}
+    except csv.Error as error:
+        raise LabelError(f"{path}:{start + rows.line_num}: {error} (an unclosed quote?)") from error
+
+
+def _read_table(path: Path, lines: Sequence[str], start: int, speaker: str | None) -> list[Transcribed]:
+    items: list[Transcribed] = []
+    for where, row in _table_rows(path, lines, start):
+        name = row["id"]
+        if not name:
+            raise LabelError(f"{where}: the id is empty")
+        beside = [path.parent / f"{name}{extension}" for extension in AUDIO_EXTENSIONS]
+        items.append(
+            Transcribed(
+                audio=next((p for p in beside if p.is_file()), beside[0]),
+                text=row["text"],  # may be empty: the run rejects it, and the rest of the table is labelled
+                utt_id=utterance_id(Path(name)),
+                speaker=speaker or row.get("speaker", "") or path.parent.name,
+                where=f"{where} ({name})",
+                language=row.get("language", ""),
+            )
+        )
+    return items
+
+
+def check_unique(items: Sequence[Transcribed]) -> None:
+    """Refuse two clips that would get the same utterance id."""
     seen: dict[str, str] = {}
     for item in items:
         if item.utt_id in seen:
@@ -116,17 +178,6 @@ def _check_unique(items: Sequence[Transcribed]) -> None:
                 "rename one of the audio files"
             )
         seen[item.utt_id] = item.where
-
-
-def check_vocabulary(aligner: Aligner, items: Sequence[Transcribed]) -> dict[str, tuple[str, ...]]:
-    """The words each transcript lacks in the dictionary, by ``where``; clips it covers are absent."""
-    gaps: dict[str, tuple[str, ...]] = {}
-    for item in items:
-        try:
-            aligner.words(item.text, item.where)
-        except OutOfVocabularyError as error:
-            gaps[item.where] = error.words
-    return gaps
 
 
 class VocabularyError(LabelError):
@@ -154,6 +205,19 @@ def label_one(
     audio = load_audio(item.audio)
     require_signal(audio, str(item.audio))
     spans = aligner.align(audio, item.text, item.where)
+    return write_labelled(item, audio, spans, out, split, fps, seed)
+
+
+def write_labelled(
+    item: Transcribed,
+    audio: np.ndarray,
+    spans: Sequence[PhonemeSpan],
+    out: Path,
+    split: str,
+    fps: float,
+    seed: int,
+) -> dict[str, Any]:
+    """Label an aligned clip and write it into the dataset at ``out``; returns its record."""
     # A per-id seed varies the labeler's style between utterances yet gives the same curves on a rerun.
     curves = label_utterance(audio, spans, fps=fps, seed=(seed + zlib.crc32(item.utt_id.encode())) % 2**31)
     return write_utterance(
@@ -170,65 +234,3 @@ def label_one(
         phonemes=spans,
         source=str(item.audio),
     )
-
-
-def label_corpus(
-    items: Sequence[Transcribed],
-    out: Path,
-    *,
-    aligner: Aligner | None = None,
-    split: str = "train",
-    fps: float = 100.0,
-    seed: int = 0,
-    skip_oov: bool = False,
-    skip_failed: bool = False,
-    skip_existing: bool = False,
-    log: Callable[[str], None] = print,
-) -> LabelSummary:
-    """Align, label and write ``items`` into the dataset at ``out``; rebuilds its manifest at the end.
-
-    Raises ``VocabularyError`` (before any audio is read) unless ``skip_oov``, and the first clip's
-    ``AudioError`` / ``AlignmentError`` / ``CorpusError`` unless ``skip_failed``; skipped clips are
-    warned about on stderr and listed in the summary.
-    """
-    if split not in SPLITS:
-        raise LabelError(f"split {split!r} is not one of {', '.join(SPLITS)}")
-    aligner = aligner or Aligner()
-    summary = LabelSummary()
-    gaps = check_vocabulary(aligner, items)
-    if gaps and not skip_oov:
-        raise VocabularyError(gaps)
-    for where, missing in gaps.items():
-        summary.skipped_oov.append(where)
-        _warn(f"{where}: skipped, words not in the dictionary: {', '.join(repr(w) for w in missing)}")
-    kept = [item for item in items if item.where not in gaps]
-    absent = [item for item in kept if not item.audio.is_file()]
-    if absent and not skip_failed:
-        listed = "\n".join(f"  {item.where}: no such file {item.audio}" for item in absent[:MAX_LISTED])
-        more = f"\n  ... and {len(absent) - MAX_LISTED} more" if len(absent) > MAX_LISTED else ""
-        raise LabelError(f"{len(absent)} audio file(s) do not exist:\n{listed}{more}")
-    try:
-        for index, item in enumerate(kept, 1):
-            if skip_existing and has_utterance(out, item.utt_id):
-                summary.skipped_existing.append(item.where)
-                continue
-            try:
-                record = label_one(aligner, item, out, split, fps, seed)
-            except (AudioError, AlignmentError, CorpusError) as error:
-                if not skip_failed:
-                    raise
-                summary.skipped_failed.append(item.where)
-                _warn(f"skipped: {error}")
-                continue
-            summary.written.append(item.utt_id)
-            summary.seconds += float(record["duration"])
-            phones = len(record["phonemes"])
-            log(f"[{index}/{len(kept)}] {item.utt_id}: {record['duration']:.2f} s, {phones} phones")
-    finally:
-        if out.is_dir():
-            build_manifest(out)
-    return summary
-
-
-def _warn(message: str) -> None:
-    print(f"warning: {message}", file=sys.stderr)
