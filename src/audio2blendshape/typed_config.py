@@ -34,11 +34,18 @@ def _coerce(value: Any, annotation: Any, where: str) -> Any:
                 return _coerce(value, option, where)
             except ConfigError:
                 continue
-    raise ConfigError(f"{where}: expected {getattr(annotation, '__name__', annotation)}, got {value!r}")
+    raise ConfigError(f"{where}: expected {getattr(annotation, '__name__', annotation)}, got {_short(value)}")
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def build_dataclass(cls: Any, table: dict[str, Any], where: str) -> Any:
     """An instance of dataclass ``cls`` from ``table``; nested dataclass fields from nested tables."""
+    if not isinstance(table, dict):  # a checkpoint's JSON can hold anything where a table belongs
+        raise ConfigError(f"{where}: expected a table, got {_short(table)}")
     hints = typing.get_type_hints(cls)
     known = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(table) - known)
@@ -48,7 +55,7 @@ def build_dataclass(cls: Any, table: dict[str, Any], where: str) -> Any:
     for name, value in table.items():
         if dataclasses.is_dataclass(hints[name]):
             if not isinstance(value, dict):
-                raise ConfigError(f"{where}.{name}: expected a table, got {value!r}")
+                raise ConfigError(f"{where}.{name}: expected a table, got {_short(value)}")
             values[name] = build_dataclass(hints[name], value, f"{where}.{name}")
         else:
             values[name] = _coerce(value, hints[name], f"{where}.{name}")

@@ -1,12 +1,21 @@
+import contextlib
+import io
+import logging
+import re
+import signal
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile
 import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from audio2blendshape.audio.constants import FRAMES_PER_SECOND, N_FFT, N_MELS, SAMPLE_RATE
 from audio2blendshape.audio.decode import AudioError, load_audio, require_signal
+from audio2blendshape.audio.sample_stream import open_stream
 from audio2blendshape.models.features import log_mel_spectrogram, mel_filters
 
 
@@ -93,3 +102,203 @@ def test_bad_input_gets_a_clear_error(tmp_path: Path):
         load_audio(nan_file)
     with pytest.raises(AudioError, match="shorter than one"):
         log_mel_spectrogram(np.ones(100, dtype=np.float32))
+
+
+# --- untrusted files: random bytes, damaged headers, files cut short ---
+
+FUZZ_COUNTS: dict[str, int] = {}
+
+
+def _encoded(fmt: str, subtype: str | None = None, rate: int = SAMPLE_RATE, seconds: float = 0.5) -> bytes:
+    handle = io.BytesIO()
+    soundfile.write(handle, _tone(300, seconds, rate), rate, format=fmt, subtype=subtype)
+    return handle.getvalue()
+
+
+SEEDS = {"wav": _encoded("WAV", "PCM_16"), "float.wav": _encoded("WAV", "FLOAT", 44_100),
+         "flac": _encoded("FLAC"), "ogg": _encoded("OGG"), "mp3": _encoded("MP3"),
+         "aiff": _encoded("AIFF"), "au": _encoded("AU")}  # fmt: skip
+
+
+def _decode_everything(path: Path) -> None:
+    """Both readers, with the documented error as the only way out; what they return must be usable."""
+    for read in (load_audio, lambda p: open_stream(p, SAMPLE_RATE).take(0, 10**9)):
+        with _deadline(10):
+            try:
+                samples = read(path)
+            except AudioError as error:
+                assert path.name in str(error)
+                continue
+        assert samples.dtype == np.float32 and samples.ndim == 1 and np.isfinite(samples).all()
+        # The seeds hold 0.5 s: a damaged header may shorten or stretch that, never into minutes.
+        assert len(samples) <= 30 * SAMPLE_RATE or path.stat().st_size > 100_000
+
+
+@contextlib.contextmanager
+def _deadline(seconds: int) -> Iterator[None]:
+    """Fail instead of hanging (Python-level loops; a C call is interrupted when it returns)."""
+
+    def expire(signum: int, frame: object) -> None:
+        raise TimeoutError(f"still running after {seconds} s")
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.alarm(seconds)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+# Header fields a damaged file gets wrong: WAV sizes, channels, rate, byte rate and bits per sample; FLAC's
+# STREAMINFO rate, channels and 36-bit sample count, drawn more often. Small values and all ones matter.
+FIELDS = {"wav": (4, 22, 24, 28, 34, 40), "float.wav": (4, 22, 24, 28, 34, 40), "flac": (18, 21, 22)}
+BYTE_EDITS = st.lists(st.tuples(st.integers(0, 120), st.integers(0, 255)), max_size=8)  # mostly the header
+SUFFIXES = st.sampled_from([".wav", ".mp3", ".flac", ".ogg"])
+FIELD_VALUES = st.one_of(st.integers(0, 2**32 - 1), st.integers(0, 64), st.just(2**32 - 1))
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(seed=st.sampled_from([*sorted(SEEDS), *FIELDS, *FIELDS]), edits=BYTE_EDITS, draw=st.data(),
+       cut=st.just(1.0) | st.floats(0, 1), suffix=SUFFIXES)  # fmt: skip
+def test_damaged_and_truncated_files_give_audio_errors(
+    tmp_path: Path, seed: str, edits: list[tuple[int, int]], draw: st.DataObject, cut: float, suffix: str
+) -> None:
+    data = bytearray(SEEDS[seed])
+    for offset, value in edits:
+        data[offset % len(data)] = value
+    if seed in FIELDS and draw.draw(st.booleans()):
+        offset = draw.draw(st.sampled_from(FIELDS[seed]))
+        data[offset : offset + 4] = draw.draw(FIELD_VALUES).to_bytes(4, "little" if "wav" in seed else "big")
+    path = tmp_path / f"x{suffix}"
+    path.write_bytes(bytes(data[: max(1, round(cut * len(data)))]))
+    _decode_everything(path)
+    FUZZ_COUNTS["damaged audio files"] = FUZZ_COUNTS.get("damaged audio files", 0) + 1
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.binary(min_size=1, max_size=4096), suffix=SUFFIXES)
+def test_random_bytes_give_audio_errors(tmp_path: Path, data: bytes, suffix: str) -> None:
+    path = tmp_path / f"x{suffix}"
+    path.write_bytes(data)
+    _decode_everything(path)
+    FUZZ_COUNTS["random audio bytes"] = FUZZ_COUNTS.get("random audio bytes", 0) + 1
+
+
+def test_fuzz_counts() -> None:
+    print(f"\naudio fuzzing examples: {FUZZ_COUNTS}")
+    assert not FUZZ_COUNTS or min(FUZZ_COUNTS.values()) >= 20
+
+
+def test_random_bytes_named_mp3_say_what_is_wrong(tmp_path: Path) -> None:
+    path = tmp_path / "x.mp3"
+    path.write_bytes(np.random.default_rng(0).bytes(4000))
+    for read in (load_audio, lambda p: open_stream(p, SAMPLE_RATE)):
+        with pytest.raises(AudioError) as caught:
+            read(path)
+        message = str(caught.value)
+        assert message.startswith(f"{path}: not a readable audio file (no audio format recognised")
+        assert "does not exist" not in message and "pipe" not in message
+
+
+def test_wav_cut_short_is_animated_over_what_is_there_with_a_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    whole = tmp_path / "whole.wav"
+    soundfile.write(whole, _tone(300, 10.0), SAMPLE_RATE, subtype="PCM_16")
+    path = tmp_path / "x.wav"
+    path.write_bytes(whole.read_bytes()[: 44 + 2 * 77_600])  # the header, then 4.85 s of samples
+    with caplog.at_level(logging.WARNING, logger="audio2blendshape.audio.decode"):
+        assert len(load_audio(path)) == 77_600
+        stream = open_stream(path, SAMPLE_RATE)
+        assert len(stream.take(0, 10**9)) == 77_600 and stream.total == 77_600
+    expected = f"{path}: the header promises 10.00 s but the file holds 4.85 s (5.15 s missing); "
+    assert [r.getMessage() for r in caplog.records] == [
+        expected + "reading the 4.85 s present",
+        expected + "animating the 4.85 s present",
+    ]
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="audio2blendshape.audio.decode"):
+        load_audio(whole)  # a whole file says nothing
+    assert not caplog.records
+
+
+def test_damaged_headers_cannot_blow_up_memory(tmp_path: Path) -> None:
+    wav = bytearray(SEEDS["wav"])
+    wav[24:28] = (1).to_bytes(4, "little")  # 1 Hz: 0.5 s would resample to 2 hours
+    (tmp_path / "slow.wav").write_bytes(bytes(wav))
+    with pytest.raises(AudioError, match=r"slow\.wav: the header's sample rate of 1 Hz is not audio"):
+        load_audio(tmp_path / "slow.wav")
+    flac = bytearray(SEEDS["flac"])
+    flac[21] |= 0x0F  # STREAMINFO's total sample count: 2**36 - 1 (a day and more at 16 kHz)
+    flac[22:26] = b"\xff\xff\xff\xff"
+    (tmp_path / "long.flac").write_bytes(bytes(flac))
+    assert soundfile.info(str(tmp_path / "long.flac")).frames == 2**36 - 1
+    _decode_everything(tmp_path / "long.flac")  # an AudioError, not a MemoryError for 256 GiB
+
+
+# --- docs/errors.md: its audio rows, built here, get the messages the table shows ---
+
+
+def _raises(tmp: Path, name: str, content: bytes | str | None) -> str:
+    path = tmp / name
+    if content is not None:
+        path.write_bytes(content.encode() if isinstance(content, str) else content)
+    with pytest.raises(AudioError) as caught:
+        load_audio(path)
+    return str(caught.value)
+
+
+def _warned(tmp: Path, name: str, content: bytes) -> str:
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler()
+    handler.emit = records.append  # type: ignore[method-assign]
+    logger = logging.getLogger("audio2blendshape.audio.decode")
+    logger.addHandler(handler)
+    try:
+        (tmp / name).write_bytes(content)
+        load_audio(tmp / name)
+    finally:
+        logger.removeHandler(handler)
+    return "\n".join(record.getMessage() for record in records)
+
+
+def _sound(seconds: float = 1.0, fmt: str = "WAV", subtype: str = "PCM_16", rate_field: int = 0) -> bytes:
+    samples = _tone(300, seconds)
+    if subtype == "FLOAT":
+        samples[8000] = np.nan
+    handle = io.BytesIO()
+    soundfile.write(handle, samples, SAMPLE_RATE, format=fmt, subtype=subtype)
+    data = bytearray(handle.getvalue())
+    if rate_field:
+        data[24:28] = rate_field.to_bytes(4, "little")
+    return bytes(data)
+
+
+AUDIO_CASES: dict[str, Callable[[Path], str]] = {
+    "audio-missing": lambda t: _raises(t, "x.wav", None),
+    "audio-empty": lambda t: _raises(t, "x.wav", b""),
+    "audio-random-mp3": lambda t: _raises(t, "x.mp3", np.random.default_rng(0).bytes(4000)),
+    "audio-text": lambda t: _raises(t, "x.wav", "this is not audio\n"),
+    "audio-no-data-chunk": lambda t: _raises(t, "x.wav", _sound()[:36]),
+    "audio-header-only": lambda t: _raises(t, "x.wav", _sound()[:44]),
+    "audio-rate-1hz": lambda t: _raises(t, "x.wav", _sound(rate_field=1)),
+    "audio-cut-short": lambda t: _warned(t, "x.wav", _sound(10.0)[: 44 + 2 * 77_600]),
+    "audio-flac-cut-short": lambda t: _raises(t, "x.flac", _sound(3.0, "FLAC")[:3000]),
+    "audio-nan": lambda t: _raises(t, "x.wav", _sound(subtype="FLOAT")),
+}
+
+
+def _documented_audio_rows() -> list[tuple[str, str]]:
+    """(case id, message) of the audio rows of docs/errors.md; test_untrusted_input.py checks the rest."""
+    text = (Path(__file__).resolve().parents[2] / "docs" / "errors.md").read_text(encoding="utf-8")
+    return re.findall(r"^\| `(audio-[a-z0-9-]+)` \|.*\| `([^`]+)` \|$", text, flags=re.MULTILINE)
+
+
+@pytest.mark.parametrize(("case", "message"), _documented_audio_rows())
+def test_error_table_audio_rows(tmp_path: Path, case: str, message: str) -> None:
+    assert message in AUDIO_CASES[case](tmp_path)
+
+
+def test_error_table_lists_every_audio_case() -> None:
+    assert sorted(case for case, _ in _documented_audio_rows()) == sorted(AUDIO_CASES)

@@ -9,24 +9,23 @@ from typing import Any
 
 import numpy as np
 
+from audio2blendshape.audio.decode import open_sound_file
+
 log = logging.getLogger(__name__)
 
 
 def file_chunks(path: str, chunk_ms: float) -> tuple[int, Generator[np.ndarray, None, None]]:
     """The file's sample rate and its chunks ``(n, channels)`` float32 of ``chunk_ms`` each.
 
-    The file is opened when the first chunk is taken and closed at its end or when the generator is closed.
+    The file is checked and opened here (``decode.open_sound_file``: a clear error for what is not audio, a
+    warning for a file cut short) and closed at its end or when the generator is closed.
     """
-    import soundfile
-
-    try:
-        rate = int(soundfile.info(path).samplerate)
-    except (soundfile.LibsndfileError, RuntimeError, TypeError) as error:
-        raise ValueError(f"{path}: not a readable audio file ({error})") from error
+    handle = open_sound_file(path, "streaming")
+    rate = int(handle.samplerate)
     size = max(1, round(rate * chunk_ms / 1000))
 
     def chunks() -> Generator[np.ndarray, None, None]:
-        with soundfile.SoundFile(path) as handle:
+        with handle:
             while True:
                 block = handle.read(size, dtype="float32", always_2d=True)
                 if len(block) == 0:

@@ -2,10 +2,17 @@
 
 Anything libsndfile reads (WAV, FLAC, OGG, MP3) is decoded, downmixed by averaging the channels and resampled
 with soxr (HQ). numpy only: the runtime deploys this module without torch.
+
+Files are untrusted: a header can claim any sample rate and any length. ``open_sound_file`` refuses sample
+rates no audio has (a damaged rate field would otherwise turn seconds into days of resampled audio), warns
+when a header promises more audio than the file holds (a file cut short in a copy or a download), and
+``load_audio`` never allocates for more frames than a bounded first read, whatever the header claims.
 """
 
 from __future__ import annotations
 
+import logging
+import re
 from pathlib import Path
 from typing import Any, TypeAlias
 
@@ -17,6 +24,16 @@ from audio2blendshape.audio.constants import SAMPLE_RATE
 
 # A path, or samples (n,) / (n, channels): numpy arrays, or anything np.asarray takes (a CPU torch tensor).
 AudioInput: TypeAlias = "str | Path | np.ndarray | Any"
+
+log = logging.getLogger(__name__)
+
+MIN_FILE_RATE, MAX_FILE_RATE = 4_000, 768_000  # Hz; outside this a header's rate field is damaged
+READ_VALUES = 2**27  # samples x channels one read allocates (512 MiB of float32), whatever the header claims
+LIBSNDFILE_ERRORS = (soundfile.LibsndfileError, RuntimeError, TypeError)
+# libsndfile's log line for a data chunk longer than the file: WAV "data", AIFF "SSND", AU "Data Size".
+_PROMISED = re.compile(r"^\s*(?:data|SSND|Data Size)\s*:\s*(\d+)\s*\(should be (\d+)\)", re.MULTILINE)
+# libsndfile's MP3 probe reports content it cannot parse as a missing file, which misleads.
+_MISLEADING = "does not exist or is not a regular file"
 
 
 class AudioError(ValueError):
@@ -33,17 +50,76 @@ def check_audio_file(path: str | Path) -> Path:
     return path
 
 
+def decoder_reason(error: BaseException) -> str:
+    """What libsndfile said, without its own copy of the path, and in words where its words mislead."""
+    text = str(getattr(error, "error_string", None) or error).strip().removeprefix("Error : ").rstrip(".")
+    if _MISLEADING in text:
+        return "no audio format recognised in its content: not audio, or a damaged header"
+    return text
+
+
+def open_sound_file(path: str | Path, action: str = "reading") -> soundfile.SoundFile:
+    """The file opened by libsndfile after the checks: a plausible rate, a warning if it is cut short.
+
+    ``action`` ("reading", "animating") ends the warning, which says what happens to the part present.
+    """
+    path = check_audio_file(path)
+    try:
+        file = soundfile.SoundFile(str(path))
+    except LIBSNDFILE_ERRORS as error:
+        raise AudioError(f"{path}: not a readable audio file ({decoder_reason(error)})") from error
+    if not MIN_FILE_RATE <= file.samplerate <= MAX_FILE_RATE:
+        file.close()
+        raise AudioError(
+            f"{path}: the header's sample rate of {file.samplerate} Hz is not audio "
+            f"({MIN_FILE_RATE}-{MAX_FILE_RATE} Hz expected); the file is damaged"
+        )
+    _warn_if_cut_short(file, path, action)
+    return file
+
+
+def _warn_if_cut_short(file: soundfile.SoundFile, path: Path, action: str) -> None:
+    """Log a warning when the header's data size exceeds what follows it in the file."""
+    match = _PROMISED.search(file.extra_info)
+    if match is None or file.frames <= 0:
+        return
+    promised_bytes, present_bytes = int(match[1]), int(match[2])
+    held = file.frames / file.samplerate
+    # Bytes per frame from what is present, so compressed WAV subtypes scale the same way as PCM.
+    promised = held * promised_bytes / max(present_bytes, 1)
+    if promised - held >= 1 / file.samplerate:
+        log.warning(
+            "%s: the header promises %.2f s but the file holds %.2f s (%.2f s missing); %s the %.2f s "
+            "present", path, promised, held, promised - held, action, held,
+        )  # fmt: skip
+
+
+def read_frames(file: soundfile.SoundFile) -> np.ndarray:
+    """Every frame as float32 ``(n, channels)``: in one read where the header's length is modest (libsndfile's
+    MP3 decoder is exact only then), in bounded reads where it claims more, since it may lie."""
+    size = max(1, READ_VALUES // file.channels)
+    wanted = min(file.frames, size) if file.frames > 0 else size
+    blocks: list[np.ndarray] = []
+    while True:
+        blocks.append(file.read(wanted, dtype="float32", always_2d=True))
+        if len(blocks[-1]) < wanted:
+            kept = [block for block in blocks if len(block)] or blocks[:1]
+            return kept[0] if len(kept) == 1 else np.concatenate(kept)  # one block: no copy of a long file
+        wanted = size
+
+
 def load_audio(path: str | Path, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
     """Read WAV/FLAC/OGG/MP3 (anything libsndfile reads), downmix to mono, resample.
 
     Returns float32 samples of shape ``(n,)`` at ``sample_rate``.
     """
-    path = check_audio_file(path)
-    try:
-        data, file_rate = soundfile.read(str(path), dtype="float32", always_2d=True)
-    except (soundfile.LibsndfileError, RuntimeError, TypeError) as error:
-        raise AudioError(f"{path}: not a readable audio file ({error})") from error
-    return prepare_waveform(data, file_rate, str(path), sample_rate)
+    with open_sound_file(path) as file:
+        try:
+            data = read_frames(file)
+        except LIBSNDFILE_ERRORS as error:
+            raise AudioError(f"{path}: decoding failed ({decoder_reason(error)})") from error
+        rate = file.samplerate
+    return prepare_waveform(data, rate, str(path), sample_rate)
 
 
 def prepare_waveform(

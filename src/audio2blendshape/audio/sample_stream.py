@@ -20,7 +20,15 @@ import soundfile
 import soxr
 
 from audio2blendshape.audio.constants import SAMPLE_RATE
-from audio2blendshape.audio.decode import AudioError, AudioInput, check_audio_file, prepare_waveform
+from audio2blendshape.audio.decode import (
+    READ_VALUES,
+    AudioError,
+    AudioInput,
+    check_audio_file,
+    decoder_reason,
+    open_sound_file,
+    prepare_waveform,
+)
 
 BLOCK_SECONDS = 10.0  # audio decoded per read
 _EMPTY = np.zeros(0, dtype=np.float32)
@@ -125,13 +133,12 @@ class FileStream(SampleStream):
 
     def __init__(self, path: str | Path) -> None:
         path = check_audio_file(path)
-        try:
-            file = soundfile.SoundFile(str(path))
-        except (soundfile.LibsndfileError, RuntimeError, TypeError) as error:
-            raise AudioError(f"{path}: not a readable audio file ({error})") from error
+        file = open_sound_file(path, "animating")
         rate = file.samplerate
         super().__init__(str(path), file.frames * SAMPLE_RATE // rate if file.frames > 0 else None)
-        self._rate, self._read, self._done, block = rate, 0, False, round(BLOCK_SECONDS * rate)
+        # A header may claim up to 1024 channels: bound the block by samples x channels, not seconds alone.
+        block = max(1, min(round(BLOCK_SECONDS * rate), READ_VALUES // 16 // file.channels))
+        self._rate, self._read, self._done = rate, 0, False
         self._file = file
         if file.format == "MP3" or file.subtype.startswith("MPEG_LAYER"):
             file.close()
@@ -150,7 +157,7 @@ class FileStream(SampleStream):
             mono = next(self._blocks, None)
         except Exception as error:  # libsndfile and FFmpeg raise their own error types mid-file
             where = f"{self.source}: decoding failed after {self._read / self._rate:.3f} s"
-            raise AudioError(f"{where} ({error})") from error
+            raise AudioError(f"{where} ({decoder_reason(error)})") from error
         if mono is None:  # the end: flush what the resampler still holds
             self._done = True
             if self._resampler is None:

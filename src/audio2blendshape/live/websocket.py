@@ -51,6 +51,9 @@ log = logging.getLogger(__name__)
 WEBSOCKET_PORT = 8765
 _START_TIMEOUT_S = 10.0  # binding is instant; this only guards against a thread that never reports
 _STOP_TIMEOUT_S = 3.0  # closing clients that do not answer the close handshake gives up after this
+# Clients have nothing to say, so a message bigger than this closes that client (code 1009) instead of
+# letting each of them make the server buffer the library's default of 1 MiB per message.
+CLIENT_MESSAGE_MAX_BYTES = 64 * 1024
 
 
 @dataclass(frozen=True)
@@ -177,7 +180,10 @@ class WebSocketServer:
 
     async def _start(self) -> Server:
         host = str(self.address.sockaddr[0])
-        return await serve(self._handle, host, self.address.port, compression=None, close_timeout=1.0)
+        return await serve(
+            self._handle, host, self.address.port, compression=None, close_timeout=1.0,
+            max_size=CLIENT_MESSAGE_MAX_BYTES,
+        )  # fmt: skip
 
     async def _shutdown(self) -> None:
         assert self._server is not None

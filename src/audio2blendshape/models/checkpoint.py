@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import importlib.resources
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -71,6 +71,52 @@ def load_weights(model: torch.nn.Module, tensors: dict[str, torch.Tensor], path:
         raise CheckpointError(f"{path}: weights do not fit the stored config ({error})") from error
 
 
+def metadata_json(metadata: dict[str, str], key: str, kind: type, default: str | None = None) -> Any:
+    """The JSON value stored under ``key``, which must be a ``kind``; ValueError/TypeError otherwise."""
+    text = metadata[key] if default is None else metadata.get(key, default)
+    try:
+        value = json.loads(text)
+    except RecursionError:  # json recurses once per nested bracket
+        raise ValueError(f"{key!r} nests too deeply") from None
+    if not isinstance(value, kind):
+        raise TypeError(f"{key!r} holds {type(value).__name__}, not {kind.__name__}")
+    return value
+
+
+def common_metadata(metadata: dict[str, str]) -> tuple[tuple[str, ...], int, dict[str, Any]]:
+    """The output names, the step and the run bookkeeping every checkpoint stores."""
+    names = metadata_json(metadata, "names", list)
+    if not names or not all(isinstance(name, str) for name in names):
+        raise TypeError("'names' is not a list of curve names")
+    return tuple(names), int(metadata["step"]), metadata_json(metadata, "extra", dict, "{}")
+
+
+def build_checked(
+    build: Callable[[], BlendshapeModel], tensors: dict[str, torch.Tensor], path: Path
+) -> BlendshapeModel:
+    """``build()``'s model, built for real only once its bodiless copy has the stored tensors' shapes.
+
+    The stored config is untrusted: sizes in it could ask for terabytes, and negative or zero ones fail
+    inside torch. On the meta device the copy costs no memory, and the file's own tensors bound the real one.
+    """
+    try:
+        with torch.device("meta"):
+            skeleton = build()
+    except (ValueError, TypeError, AttributeError, ArithmeticError, RuntimeError, AssertionError) as error:
+        raise CheckpointError(
+            f"{path}: damaged metadata (the stored config builds no model: {error})"
+        ) from error
+    expected = {k: tuple(v.shape) for k, v in skeleton.state_dict().items()}
+    stored = {k.removeprefix("model."): tuple(v.shape) for k, v in tensors.items() if k.startswith("model.")}
+    if expected != stored:
+        key = min(set(expected) ^ set(stored) or {k for k in expected if expected[k] != stored[k]})
+        raise CheckpointError(
+            f"{path}: weights do not fit the stored config ({key!r}: the config makes "
+            f"{expected.get(key, 'nothing')}, the file holds {stored.get(key, 'nothing')})"
+        )
+    return build()
+
+
 @dataclass
 class LoadedModel:
     model: BlendshapeModel  # rebuilt from the stored config, weights loaded strictly, in eval mode
@@ -96,13 +142,11 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> LoadedMo
     path = Path(path)
     tensors, metadata = read_checkpoint(path)
     try:
-        config = json.loads(metadata["config"])
-        names = tuple(json.loads(metadata["names"]))
-        step = int(metadata["step"])
-        extra = json.loads(metadata.get("extra", "{}"))
-        model = _model_from_config(config, len(names), f"{path} [config]")
-    except (KeyError, ValueError, AttributeError, ConfigError) as error:
+        config = metadata_json(metadata, "config", dict)
+        names, step, extra = common_metadata(metadata)
+    except (KeyError, ValueError, TypeError) as error:
         raise CheckpointError(f"{path}: damaged metadata ({error})") from error
+    model = build_checked(lambda: _model_from_config(config, len(names), f"{path} [config]"), tensors, path)
     load_weights(model, tensors, path)
     return LoadedModel(model.to(device).eval(), names, config, step, extra)
 

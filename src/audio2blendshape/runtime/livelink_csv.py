@@ -5,7 +5,8 @@ Columns are found by name, case-insensitively, never by position: the app's orde
 ``HH:MM:SS:FF.mmm`` where ``FF`` counts frames within the second and ``.mmm`` is a fraction of a frame.
 The frame rate is given, or inferred as the largest ``FF`` plus one, rounded up to a standard rate.
 The curves come out on a uniform grid at that rate starting at the first row (dropped frames are filled by
-linear interpolation); time zero is the first row's timecode.
+linear interpolation); time zero is the first row's timecode. Rows more than ``MAX_GAP_S`` apart and rates
+above ``MAX_FPS`` are errors: the grid would otherwise grow without bound from a two-row file.
 """
 
 from __future__ import annotations
@@ -28,7 +29,10 @@ KNOWN_EXTRA = (
     "RightEyeYaw", "RightEyePitch", "RightEyeRoll",
 )  # fmt: skip
 RANGE_TOLERANCE = 0.01  # matches the corpus: a hair outside [0, 1] is clipped later, more is an error
-_TIMECODE = re.compile(r"^\s*(\d+):(\d{1,2}):(\d{1,2})[:;](\d+(?:\.\d*)?)\s*$")
+MAX_GAP_S = 2.0  # rows further apart are missing data, not dropped frames to interpolate over
+MAX_FPS = 1000.0  # no face capture runs faster; above it a frame field is damaged
+# Bounded digits: Python refuses to convert integers of thousands of digits, and floats of hundreds are inf.
+_TIMECODE = re.compile(r"^\s*(\d{1,6}):(\d{1,2}):(\d{1,2})[:;](\d{1,6}(?:\.\d{0,9})?)\s*$")
 
 
 class LiveLinkCsvError(ValueError):
@@ -148,6 +152,11 @@ def _times(stamps: list[tuple[float, float]], fps: float, lines: list[int], path
             f"{path}, line {lines[k + 1]}: the timecode {kind} the previous row's "
             f"(line {lines[k]}); duplicate or out-of-order frames"
         )
+    for k in np.flatnonzero(steps > MAX_GAP_S):
+        raise LiveLinkCsvError(
+            f"{path}, line {lines[k + 1]}: the timecode jumps {steps[k]:.3f} s past the previous row's "
+            f"(line {lines[k]}); rows over {MAX_GAP_S:g} s apart are a gap in the take, not dropped frames"
+        )
     return np.asarray(absolute - absolute[0])
 
 
@@ -180,8 +189,8 @@ def read_livelink_csv(path: str | Path, fps: float | None = None) -> LiveLinkTak
     timecodes and duplicate frames.
     """
     path = Path(path)
-    if fps is not None and not (math.isfinite(fps) and fps > 0):
-        raise LiveLinkCsvError(f"{path}: fps must be positive, got {fps}")
+    if fps is not None and not (math.isfinite(fps) and 0 < fps <= MAX_FPS):
+        raise LiveLinkCsvError(f"{path}: fps must be positive and at most {MAX_FPS:g}, got {fps}")
     try:
         with path.open(newline="", encoding="utf-8-sig") as handle:
             raw = list(csv.reader(handle))
@@ -197,6 +206,11 @@ def read_livelink_csv(path: str | Path, fps: float | None = None) -> LiveLinkTak
     numeric = arkit_cols + list(extra_cols.values())
     stamps, values = _parse_rows(rows, header, path, time_col, numeric)
     rate = fps if fps is not None else infer_fps(max(frame for _, frame in stamps))
+    if rate > MAX_FPS:
+        raise LiveLinkCsvError(
+            f"{path}: timecode frames reach {rate - 1:g}, so the rate would be {rate:g} fps, above the "
+            f"{MAX_FPS:g} fps any capture runs at; the timecodes are damaged"
+        )
     lines = [n for n, _ in rows]
     times = _times(stamps, rate, lines, path)
     _check_range(values[:, : len(arkit_cols)], times, lines, path)

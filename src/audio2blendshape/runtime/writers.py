@@ -258,12 +258,55 @@ def format_from_suffix(path: str | Path) -> str:
 
 
 def read_json_animation(path: str | Path) -> Animation:
-    """Read back a file written by :class:`JsonWriter` (duration defaults to frames / fps)."""
+    """Read back a file written by :class:`JsonWriter` (duration defaults to frames / fps).
+
+    Any other content is a :class:`WriterError` naming the file and what is wrong with it.
+    """
     path = Path(path)
     try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-        weights = np.asarray(data["frames"], dtype=np.float32).reshape(-1, len(data["names"]))
-        duration = float(data.get("duration", len(weights) / data["fps"]))
-        return Animation(tuple(data["names"]), float(data["fps"]), weights, duration)
-    except (OSError, ValueError, KeyError, TypeError) as error:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, RecursionError, ValueError) as error:
         raise WriterError(f"{path}: not an animation JSON file ({error})") from error
+    try:
+        return _animation_from_json(data)
+    except KeyError as error:
+        raise WriterError(f"{path}: not an animation JSON file (no {error.args[0]!r} key)") from error
+    except (ValueError, TypeError) as error:
+        raise WriterError(f"{path}: not an animation JSON file ({error})") from error
+
+
+def _number(data: dict[str, object], key: str) -> float:
+    value = data[key]
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ValueError(f"{key!r} is {value!r}, not a finite number")
+    return float(value)
+
+
+def _animation_from_json(data: object) -> Animation:
+    if not isinstance(data, dict):
+        raise TypeError(f"expected an object with names, fps and frames, got {type(data).__name__}")
+    names = data["names"]
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        raise TypeError("'names' is not a list of strings")
+    fps = _number(data, "fps")
+    if fps <= 0:
+        raise ValueError(f"'fps' is {fps:g}, not positive")
+    frames = data["frames"]
+    if not isinstance(frames, list) or not all(isinstance(f, list) and len(f) == len(names) for f in frames):
+        raise ValueError(f"'frames' is not a list of rows of {len(names)} values, one per name")
+    values = np.array(frames) if frames else np.zeros((0, len(names)))
+    if values.ndim != 2 or values.dtype.kind not in "iuf":  # numpy would convert strings and booleans
+        kinds = {"U": "text", "b": "true/false", "O": "null or mixed"}
+        kind = "nested list" if values.ndim != 2 else kinds.get(values.dtype.kind, values.dtype.name)
+        raise ValueError(f"'frames' holds {kind} values, not numbers")
+    with np.errstate(over="ignore"):  # values beyond float32 become inf, reported below
+        weights = values.astype(np.float32)
+    if not np.isfinite(weights).all():
+        frame, column = (int(v) for v in np.argwhere(~np.isfinite(weights))[0])
+        raise ValueError(
+            f"frame {frame}, {names[column]!r}: {frames[frame][column]!r} is not a finite float32"
+        )
+    duration = _number(data, "duration") if "duration" in data else len(weights) / fps
+    if duration < 0:
+        raise ValueError(f"'duration' is {duration:g}, negative")
+    return Animation(tuple(names), fps, weights, duration)

@@ -20,7 +20,7 @@ from torch import nn
 from audio2blendshape.models import checkpoint as model_files
 from audio2blendshape.models.checkpoint import FORMAT, CheckpointError
 from audio2blendshape.models.simplified import BlendshapeModel
-from audio2blendshape.training.config import Config, ConfigError, config_from_dict, config_to_dict
+from audio2blendshape.training.config import Config, config_from_dict, config_to_dict
 
 __all__ = ["Checkpoint", "CheckpointError", "build_model", "load_checkpoint", "save_checkpoint"]
 
@@ -58,8 +58,10 @@ def _optimizer_tensors(state: dict[str, Any]) -> tuple[dict[str, torch.Tensor], 
 def _optimizer_state(tensors: dict[str, torch.Tensor], groups: list[Any]) -> dict[str, Any]:
     state: dict[int, dict[str, torch.Tensor]] = {}
     for key, value in tensors.items():
-        _, index, slot = key.split(".", 2)
-        state.setdefault(int(index), {})[slot] = value
+        parts = key.split(".", 2)
+        if len(parts) != 3 or not parts[1].isdigit():
+            raise ValueError(f"tensor {key!r} is not named optimizer.<index>.<slot>")
+        state.setdefault(int(parts[1]), {})[parts[2]] = value
     return {"state": dict(sorted(state.items())), "param_groups": groups}
 
 
@@ -104,17 +106,16 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> Che
     path = Path(path)
     tensors, metadata = model_files.read_checkpoint(path)
     try:
-        config = config_from_dict(json.loads(metadata["config"]), f"{path} [config]")
-        names = tuple(json.loads(metadata["names"]))
-        step = int(metadata["step"])
-        groups = json.loads(metadata.get("optimizer_groups", "[]"))
-        extra = json.loads(metadata.get("extra", "{}"))
-    except (KeyError, ValueError, ConfigError) as error:
+        stored = model_files.metadata_json(metadata, "config", dict)
+        config = config_from_dict(stored, f"{path} [config]")
+        names, step, extra = model_files.common_metadata(metadata)
+        groups = model_files.metadata_json(metadata, "optimizer_groups", list, "[]")
+        optimizer_tensors = {k: v for k, v in tensors.items() if k.startswith("optimizer.")}
+        optimizer_state = _optimizer_state(optimizer_tensors, groups) if groups else None
+    except (KeyError, ValueError, TypeError) as error:  # ConfigError is a ValueError
         raise CheckpointError(f"{path}: damaged metadata ({error})") from error
-    model = build_model(config, len(names))
+    model = model_files.build_checked(lambda: build_model(config, len(names)), tensors, path)
     model_files.load_weights(model, tensors, path)
-    optimizer_tensors = {k: v for k, v in tensors.items() if k.startswith("optimizer.")}
-    optimizer_state = _optimizer_state(optimizer_tensors, groups) if groups else None
     return Checkpoint(model.to(device).eval(), config, names, step, optimizer_state, extra)
 
 

@@ -56,6 +56,8 @@ class DataConfig:
         "synthetic"  # "synthetic" (generated toy speech, no files needed) or "corpus" (a dataset dir)
     )
     corpus_dir: str = ""  # dataset directory made by `audio2blendshape data ...` when source = "corpus"
+    extra_corpora: tuple[str, ...] = ()  # more datasets of the same rig, mixed into training and validation
+    corpus_repeats: tuple[int, ...] = ()  # per dataset, corpus_dir first: times its windows are listed
     window_frames: int = 300  # mel frames per training window (300 = the seed's 3 s)
     train_windows: int = 512  # synthetic source: training windows generated
     val_windows: int = 64  # synthetic source: validation windows generated (different seed)
@@ -92,8 +94,10 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     key, raw = text.split("=", 1)
     try:
         value = tomllib.loads(f"v = {raw.strip()}")["v"]
-    except tomllib.TOMLDecodeError:
+    except ValueError:  # TOMLDecodeError, or an integer of more digits than Python converts
         value = raw.strip()
+    except RecursionError:  # tomllib recurses once per nested bracket
+        raise ConfigError(f"--set {text[:60]!r}: the value nests too deeply") from None
     return key.strip().split("."), value
 
 
@@ -107,8 +111,14 @@ def load_config(path: str | Path | None = None, overrides: Iterable[str] = ()) -
             data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
         except OSError as error:
             raise ConfigError(f"{path}: cannot read the config ({error.strerror})") from error
-        except tomllib.TOMLDecodeError as error:
+        except UnicodeDecodeError as error:
+            raise ConfigError(
+                f"{path}: not UTF-8 text, so not TOML ({error.reason} at byte {error.start})"
+            ) from None
+        except ValueError as error:  # TOMLDecodeError, or an integer of more digits than Python converts
             raise ConfigError(f"{path}: not valid TOML ({error})") from error
+        except RecursionError:  # tomllib recurses once per nested bracket
+            raise ConfigError(f"{path}: not valid TOML (arrays or tables nest too deeply)") from None
     for text in overrides:
         keys, value = parse_override(text)
         table = data
@@ -123,16 +133,27 @@ def load_config(path: str | Path | None = None, overrides: Iterable[str] = ()) -
 def validate(config: Config, source: str) -> None:
     """Reject values that would fail later, deep inside training."""
     t, m, f = config.train, config.simplified, config.frame
+    not_finite = _first_not_finite(config)
+    not_positive = next((k for k in _SIZES if getattr(getattr(config, k[0]), k[1]) < 1), None)
     checks = [
+        (not not_finite, f"{not_finite} must be a finite number"),
+        (not_positive is None, f"{'.'.join(not_positive or ())} must be positive"),
+        (f.conv_layers >= 0, "frame.conv_layers must be non-negative"),
         (t.max_steps > 0, "train.max_steps must be positive"),
         (t.batch_size > 0, "train.batch_size must be positive"),
         (t.lr > 0 and t.min_lr >= 0, "train.lr must be positive and train.min_lr non-negative"),
         (t.grad_clip > 0 and not math.isnan(t.grad_clip), "train.grad_clip must be positive (inf = no clip)"),
         (min(t.log_every, t.eval_every, t.checkpoint_every) > 0, "train.*_every must be positive"),
         (config.model.kind in MODEL_KINDS, f"model.kind must be one of {', '.join(MODEL_KINDS)}"),
-        (m.d_model % m.n_heads == 0, "simplified.d_model must be divisible by simplified.n_heads"),
+        (
+            m.n_heads < 1 or m.d_model % m.n_heads == 0,
+            "simplified.d_model must be divisible by simplified.n_heads",
+        ),
         (0.0 <= m.dropout < 1.0 and 0.0 <= f.dropout < 1.0, "dropout must be in [0, 1)"),
-        (f.d_attention % f.n_heads == 0, "frame.d_attention must be divisible by frame.n_heads"),
+        (
+            f.n_heads < 1 or f.d_attention % f.n_heads == 0,
+            "frame.d_attention must be divisible by frame.n_heads",
+        ),
         (f.stack > 0 and f.window_left >= 0 and f.window_right >= 0, "frame windows must be non-negative"),
         (
             config.data.window_frames >= f.stack or config.model.kind != "frame",
@@ -141,12 +162,40 @@ def validate(config: Config, source: str) -> None:
         (config.data.source in ("synthetic", "corpus"), "data.source must be 'synthetic' or 'corpus'"),
         (config.data.source != "corpus" or bool(config.data.corpus_dir), "data.corpus_dir is required"),
         (config.data.window_frames > 0, "data.window_frames must be positive"),
+        (
+            not config.data.corpus_repeats
+            or len(config.data.corpus_repeats) == 1 + len(config.data.extra_corpora),
+            "data.corpus_repeats needs one count per dataset (corpus_dir, then each of extra_corpora)",
+        ),
+        (min(config.data.corpus_repeats, default=1) >= 1, "data.corpus_repeats must be at least 1"),
         (0.0 <= config.data.feature_warp < 0.5, "data.feature_warp must be in [0, 0.5)"),
         (config.data.feature_tilt >= 0.0, "data.feature_tilt must be non-negative"),
     ]
     for ok, message in checks:
         if not ok:
             raise ConfigError(f"{source}: {message}")
+
+
+# Model sizes: zero or negative ones fail inside torch with messages that do not name the key.
+_SIZES = (("simplified", "n_mels"), ("simplified", "d_model"), ("simplified", "n_heads"),
+          ("simplified", "decoder_hidden"), ("frame", "n_mels"), ("frame", "stack"), ("frame", "d_model"),
+          ("frame", "conv_kernel"), ("frame", "d_attention"), ("frame", "n_heads"),
+          ("frame", "decoder_hidden"))  # fmt: skip
+# Infinity means "never" here; NaN is refused everywhere.
+_MAY_BE_INFINITE = {"train.grad_clip", "train.grad_warn_norm"}
+
+
+def _first_not_finite(config: Config) -> str:
+    """The first float field that is NaN (or infinite where that means nothing), as ``section.key``."""
+    for section in dataclasses.fields(config):
+        table = getattr(config, section.name)
+        for item in dataclasses.fields(table):
+            value, key = getattr(table, item.name), f"{section.name}.{item.name}"
+            if isinstance(value, float) and not (
+                math.isfinite(value) or (key in _MAY_BE_INFINITE and value > 0)
+            ):
+                return key
+    return ""
 
 
 def config_to_dict(config: Config) -> dict[str, Any]:

@@ -25,7 +25,7 @@ from torch import nn
 from tqdm import tqdm
 
 from audio2blendshape.data.toy_speech import synthetic_windows
-from audio2blendshape.data.windows import WindowDataset, collate
+from audio2blendshape.data.windows import MixedWindows, WindowDataset, collate
 from audio2blendshape.models.simplified import BlendshapeModel
 from audio2blendshape.training.checkpoint import (
     build_model,
@@ -90,12 +90,18 @@ def load_datasets(config: Config) -> tuple[WindowDataset, WindowDataset]:
             synthetic_windows(data.train_windows, 2 * seed, data.window_frames),
             synthetic_windows(data.val_windows, 2 * seed + 1, data.window_frames),
         )
+    from audio2blendshape.data.corpus import read_manifest
     from audio2blendshape.data.corpus_windows import CorpusWindows
 
-    return (
-        CorpusWindows(data.corpus_dir, "train", window_frames=data.window_frames),
-        CorpusWindows(data.corpus_dir, "val", window_frames=data.window_frames),
-    )
+    roots = [data.corpus_dir, *data.extra_corpora]
+    repeats = list(data.corpus_repeats) or [1] * len(roots)
+    train = [CorpusWindows(root, "train", window_frames=data.window_frames) for root in roots]
+    # Validation: every dataset that has a val split (degraded training copies usually have none), unweighted.
+    with_val = [root for root in roots if any(r["split"] == "val" for r in read_manifest(Path(root)))]
+    val = [CorpusWindows(root, "val", window_frames=data.window_frames) for root in with_val]
+    if len(roots) == 1:
+        return train[0], val[0]
+    return MixedWindows(train, repeats), MixedWindows(val)
 
 
 def learning_rate(step: int, config: Config) -> float:
