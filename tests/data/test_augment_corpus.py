@@ -63,6 +63,9 @@ def test_conditions_are_seeded_and_unknown_ones_are_refused() -> None:
     assert first[1] == again[1]
     noisy, applied = degrade_audio(audio, "noisy10", np.random.default_rng(1))
     assert applied == {"snr_db": 10.0} and np.abs(noisy - audio).std() > 0.001
+    for condition in ("reverb", "telephone", "codec"):  # every fixed condition keeps the length
+        damaged, applied = degrade_audio(audio, condition, np.random.default_rng(2))
+        assert damaged.shape == audio.shape and applied and np.abs(damaged - audio).max() > 0.01
     with pytest.raises(ValueError, match="unknown condition 'loud'"):
         degrade_audio(audio, "loud", np.random.default_rng(0))
 

@@ -63,7 +63,7 @@ def degrade_audio(
     if condition == "reverb":
         rt60 = float(rng.uniform(0.4, 0.8))
         impulse = augment.room_impulse(np.array([rt60]), np.array([0.6]), rng, SAMPLE_RATE)
-        return augment.reverberate(audio, impulse[0]), {"rt60": round(rt60, 3), "mix": 0.6}
+        return augment.reverberate(audio, impulse), {"rt60": round(rt60, 3), "mix": 0.6}
     if condition == "telephone":
         return degrade.telephone(audio), {"telephone": True}
     if condition == "codec":
