@@ -221,6 +221,15 @@ def test_oracle_and_baselines_on_a_corpus(corpus: Path) -> None:
     assert "1.000-1.000" in table.splitlines()[3]  # the oracle's closure interval
 
 
+def test_speakers_pick_the_utterances_scored(corpus: Path) -> None:
+    one = evaluate_dataset([], corpus, baselines=False, speakers=["s4"])
+    both = evaluate_dataset([], corpus, baselines=False, speakers=["s3", "s4", "nobody"])
+    assert one.utterances == 1 and both.utterances == 2
+    assert one.seconds < both.seconds
+    with pytest.raises(CorpusError, match="no utterances"):
+        evaluate_dataset([], corpus, speakers=["s0"])  # a train speaker: none of the test split
+
+
 def test_predictor_delayed_by_80_ms(corpus: Path) -> None:
     labels = _labels_by_length(corpus)
     order = list(reversed(ARKIT_NAMES))  # columns in another order: matched by name

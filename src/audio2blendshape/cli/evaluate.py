@@ -23,13 +23,15 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--no-baselines", dest="baselines", action="store_false",
                         help="skip the baseline rows")
     parser.add_argument("--limit", type=int, metavar="N", help="score only the split's first N utterances")
+    parser.add_argument("--speakers", metavar="A,B", help="only these speakers' utterances (comma list)")
     parser.set_defaults(func=_run)
     # fmt: on
 
 
 def _run(args: argparse.Namespace) -> int:
     paths = [None if c == "default" and not Path(c).exists() else c for c in args.checkpoints]
-    report = evaluate_dataset(paths, args.data, args.split, args.baselines, args.limit)
+    speakers = [s.strip() for s in args.speakers.split(",") if s.strip()] if args.speakers else None
+    report = evaluate_dataset(paths, args.data, args.split, args.baselines, args.limit, speakers)
     print(report.table())
     if args.json is not None:
         report.write_json(args.json)

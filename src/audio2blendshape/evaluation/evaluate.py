@@ -204,15 +204,20 @@ def _score_utterance(
 
 
 def _score(root: Path, split: str, named: list[tuple[str, str, Animate]], baselines: bool,
-           max_utterances: int | None) -> EvaluationReport:  # fmt: skip
-    """Score the labels, the baselines and ``named`` (name, kind, animate) on ``split`` of ``root``."""
+           max_utterances: int | None,
+           speakers: Sequence[str] | None = None) -> EvaluationReport:  # fmt: skip
+    """Score the labels, the baselines and ``named`` (name, kind, animate) on ``split`` of ``root``
+    (only ``speakers``' utterances when given)."""
     root = Path(root)
     if split not in SPLITS:
         raise CorpusError(f"split {split!r} is not one of {', '.join(SPLITS)}")
     if max_utterances is not None and max_utterances < 1:
         raise ValueError(f"max_utterances must be at least 1, got {max_utterances}")
     records, names = corpus.read_manifest(root), corpus.read_names(root)
-    chosen = [r for r in records if r.get("split") == split][:max_utterances]
+    chosen = [
+        r for r in records if r.get("split") == split and (not speakers or r.get("speaker") in speakers)
+    ]
+    chosen = chosen[:max_utterances]
     if not chosen:
         present = sorted({str(r.get("split")) for r in records})
         where = f"{root / MANIFEST_FILE}: no utterances in split {split!r}"
@@ -276,13 +281,15 @@ def evaluate_dataset(
     split: str = "test",
     baselines: bool = True,
     max_utterances: int | None = None,
+    speakers: Sequence[str] | None = None,
 ) -> EvaluationReport:
     """Score checkpoints (None: the bundled default) on ``split`` of a dataset, with oracle and baselines.
 
-    ``max_utterances`` keeps the first N utterances of the split (manifest order, sorted by id).
+    ``max_utterances`` keeps the first N utterances of the split (manifest order, sorted by id);
+    ``speakers`` only those speakers' utterances (a source of a mixed test set, reported on its own).
     """
     rows = [_checkpoint_row(path) for path in checkpoints]
-    return _score(Path(dataset_dir), split, rows, baselines, max_utterances)
+    return _score(Path(dataset_dir), split, rows, baselines, max_utterances, speakers)
 
 
 def evaluate_predictor(
