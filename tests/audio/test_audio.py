@@ -1,15 +1,14 @@
-import contextlib
 import io
 import logging
 import re
-import signal
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile
 import torch
+from conftest import deadline
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -123,7 +122,7 @@ SEEDS = {"wav": _encoded("WAV", "PCM_16"), "float.wav": _encoded("WAV", "FLOAT",
 def _decode_everything(path: Path) -> None:
     """Both readers, with the documented error as the only way out; what they return must be usable."""
     for read in (load_audio, lambda p: open_stream(p, SAMPLE_RATE).take(0, 10**9)):
-        with _deadline(10):
+        with deadline(10):
             try:
                 samples = read(path)
             except AudioError as error:
@@ -132,22 +131,6 @@ def _decode_everything(path: Path) -> None:
         assert samples.dtype == np.float32 and samples.ndim == 1 and np.isfinite(samples).all()
         # The seeds hold 0.5 s: a damaged header may shorten or stretch that, never into minutes.
         assert len(samples) <= 30 * SAMPLE_RATE or path.stat().st_size > 100_000
-
-
-@contextlib.contextmanager
-def _deadline(seconds: int) -> Iterator[None]:
-    """Fail instead of hanging (Python-level loops; a C call is interrupted when it returns)."""
-
-    def expire(signum: int, frame: object) -> None:
-        raise TimeoutError(f"still running after {seconds} s")
-
-    previous = signal.signal(signal.SIGALRM, expire)
-    signal.alarm(seconds)
-    try:
-        yield
-    finally:
-        signal.alarm(0)
-        signal.signal(signal.SIGALRM, previous)
 
 
 # Header fields a damaged file gets wrong: WAV sizes, channels, rate, byte rate and bits per sample; FLAC's

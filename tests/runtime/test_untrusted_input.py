@@ -10,7 +10,6 @@ import argparse
 import contextlib
 import json
 import re
-import signal
 import socket
 import tempfile
 import time
@@ -22,6 +21,7 @@ import numpy as np
 import pytest
 import soundfile
 import torch
+from conftest import deadline
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from safetensors import safe_open
@@ -48,25 +48,9 @@ COUNTS: Counter[str] = Counter()  # examples run per reader
 ints = st.integers
 
 
-@contextlib.contextmanager
-def _deadline(seconds: int) -> Iterator[None]:
-    """Fail instead of hanging (Python-level loops; a C call is interrupted when it returns)."""
-
-    def expire(signum: int, frame: object) -> None:
-        raise TimeoutError(f"still running after {seconds} s")
-
-    previous = signal.signal(signal.SIGALRM, expire)
-    signal.alarm(seconds)
-    try:
-        yield
-    finally:
-        signal.alarm(0)
-        signal.signal(signal.SIGALRM, previous)
-
-
 def _only(error: type[Exception], read: Callable[[], object], name: str) -> object | None:
     """What ``read()`` returns, or None when it raised ``error`` naming ``name``; anything else fails."""
-    with _deadline(10):
+    with deadline(10):
         try:
             return read()
         except error as caught:
@@ -222,8 +206,8 @@ def server() -> Iterator[WebSocketServer]:
 
 def _still_serves(server: WebSocketServer) -> None:
     with connect(f"ws://127.0.0.1:{server.port}", proxy=None, open_timeout=5) as client:
-        deadline = time.monotonic() + 5
-        while server.client_count < 1 and time.monotonic() < deadline:
+        until = time.monotonic() + 5
+        while server.client_count < 1 and time.monotonic() < until:
             time.sleep(0.002)
         server.send(0.0, np.zeros(2, np.float32), ("a", "b"))
         assert json.loads(client.recv(timeout=5))["values"] == [0.0, 0.0]
@@ -272,7 +256,7 @@ def test_animate_leaves_no_half_written_output(tiny: Path, tmp_path: Path, edits
     animate_cli.register(parser.add_subparsers(dest="command", required=True))
     argv = ["animate", str(inputs), "-o", str(out), "--format", fmt, "--checkpoint", str(tiny)]
     args = parser.parse_args(argv)
-    with _deadline(30), contextlib.redirect_stdout(None), contextlib.redirect_stderr(None):
+    with deadline(30), contextlib.redirect_stdout(None), contextlib.redirect_stderr(None):
         status = args.func(args)
     written = sorted(p.name for p in out.iterdir())
     assert written in ([f"bad.{fmt}", f"good.{fmt}"], [f"good.{fmt}"])  # a failed input leaves nothing
@@ -283,7 +267,7 @@ def test_animate_leaves_no_half_written_output(tiny: Path, tmp_path: Path, edits
         elif fmt == "json":
             read_json_animation(out / name)
         else:
-            read_livelink_csv(out / name)
+            read_livelink_csv(out / name, fps=60.0)  # one frame (a few ms of audio) carries no rate
     COUNTS["animate output folder"] += 1
 
 

@@ -201,8 +201,9 @@ def read_livelink_csv(path: str | Path, fps: float | None = None) -> LiveLinkTak
     header = raw[0]
     time_col, arkit_cols, extra_cols = _map_header(header, path)
     rows = [(n, cells) for n, cells in enumerate(raw[1:], start=2) if any(c.strip() for c in cells)]
-    if len(rows) < 2:
-        raise LiveLinkCsvError(f"{path}: {len(rows)} data rows; a take needs at least two frames")
+    if len(rows) < (1 if fps is not None else 2):  # one frame has no rate of its own: it needs fps given
+        needs = "a take needs at least two frames" if fps is None else "a take needs a frame"
+        raise LiveLinkCsvError(f"{path}: {len(rows)} data rows; {needs}")
     numeric = arkit_cols + list(extra_cols.values())
     stamps, values = _parse_rows(rows, header, path, time_col, numeric)
     rate = fps if fps is not None else infer_fps(max(frame for _, frame in stamps))
