@@ -274,3 +274,15 @@ def test_label_splits_by_speaker_across_several_tables(tmp_path: Path) -> None:
         by_split.setdefault(record["split"], set()).add(record["speaker"])
     assert by_split == {"train": {"ann"}, "val": {"bob"}, "test": {"cid", "dee"}}
     assert _label(*tables, "--out", str(tmp_path / "x"), "--val-speakers", "bob") == 1
+
+
+def test_aligned_spans_are_moved_past_the_aligners_lead() -> None:
+    from audio2blendshape.data.transcribed import ALIGNER_LEAD_S, delay_spans
+    from audio2blendshape.data.visemes import PhonemeSpan
+
+    spans = [PhonemeSpan(0.0, 0.2, "SIL"), PhonemeSpan(0.2, 0.5, "AA1"), PhonemeSpan(0.5, 1.0, "M")]
+    moved = delay_spans(spans, ALIGNER_LEAD_S, duration=1.004)
+    assert [t for s in moved for t in (s.start, s.end)] == pytest.approx(
+        [0.0, 0.209, 0.209, 0.509, 0.509, 1.004]
+    )
+    assert [s.symbol for s in moved] == ["SIL", "AA1", "M"]
