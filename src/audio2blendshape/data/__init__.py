@@ -1,9 +1,10 @@
 """Training data: speech with curves, in one corpus layout for every source.
 
 Lives here: ``espeak``/``espeak_timing``/``voice_variants``/``texts``/``synth`` (the generated corpus),
-``visemes``/``labels`` (phonemes to ARKit curves), ``align``/``spell``/``transcribed`` (real transcribed
-speech, force-aligned), ``label_run``/``label_gate``/``speaker_splits`` (labelling it at scale: workers,
-quality gate and report, splits by speaker), ``importers`` (Live Link Face takes, any rig),
+``visemes``/``labels`` (phonemes to ARKit curves), ``align``/``spell``/``letter_to_sound``/``transcribed``
+(real transcribed speech, force-aligned; eSpeak's reading of words CMUdict lacks),
+``label_run``/``label_gate``/``speaker_splits`` (labelling it at scale: workers, quality gate and report,
+splits by speaker), ``importers`` (Live Link Face takes, any rig),
 ``augment``/``degrade`` (room, noise, channel and codec effects), ``augment_corpus`` (degraded copies of a
 corpus), ``corpus`` (the layout on disk), ``corpus_windows``/``windows``/``toy_speech`` (training views and
 generated toy speech), ``inspect`` (stats and checks).

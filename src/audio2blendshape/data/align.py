@@ -6,7 +6,8 @@ silence between words), then a phone pass inside the words it found. Phones come
 digits (the acoustic model has none); silence, breath and noise come out as ``SIL``. Numbers and a few
 symbols are written out as words first (``spell.py``). A word CMUdict lacks but whose stem it has gets its
 stem's phones plus the ending ("jenson's", "ligatures", "lynches", "aligner"): in read speech a quarter of
-the out-of-vocabulary words are such inflections of names and rare words.
+the out-of-vocabulary words are such inflections of names and rare words. Any other word gets eSpeak NG's
+reading in ARPAbet (``letter_to_sound.py``) unless the aligner is built with ``letter_to_sound=False``.
 
 ``align_scored`` also gives the phone pass's acoustic score per 10 ms frame: the sum of pocketsphinx's
 per-word scores (integer log units, higher is better, never above 0) over the frames aligned. Senone
@@ -32,6 +33,7 @@ import numpy as np
 
 from audio2blendshape.audio.constants import SAMPLE_RATE
 from audio2blendshape.audio.decode import AudioError, require_signal
+from audio2blendshape.data.letter_to_sound import pronounce
 from audio2blendshape.data.spell import spell_out
 from audio2blendshape.data.visemes import PhonemeSpan
 
@@ -110,16 +112,22 @@ def _candidates(token: str) -> list[str]:
     """Spellings to try for one whitespace-separated token, most literal first."""
     word = token.lower().replace("’", "'").replace("‘", "'")
     inner = word.strip(_PUNCTUATION)
-    options = [word.lstrip(_PUNCTUATION), inner, inner.strip("'")]  # "dr." before "dr"; "'cause" kept
+    # "dr." before "dr"; "'cause" kept; the last strips quotes and punctuation in any order ("now,'").
+    options = [word.lstrip(_PUNCTUATION), inner, word.strip(_PUNCTUATION + "'")]
     return [w for i, w in enumerate(options) if w and w not in options[:i]]
 
 
 class Aligner:
     """A reusable pocketsphinx forced aligner for US English."""
 
-    def __init__(self, dictionary: str | Path | None = None) -> None:
-        """Load the model; ``dictionary`` adds pronunciations (CMUdict lines) to the built-in ones."""
+    def __init__(self, dictionary: str | Path | None = None, letter_to_sound: bool = True) -> None:
+        """Load the model; ``dictionary`` adds pronunciations (CMUdict lines) to the built-in ones.
+
+        ``letter_to_sound`` asks eSpeak NG for words neither has (nor their stems); off, they are
+        out of the vocabulary.
+        """
         self._decoder = _decoder({})
+        self._letter_to_sound = letter_to_sound
         self._extra: list[tuple[str, str]] = []
         self._wide: Any = None  # built on the first failed alignment only
         if dictionary is not None:
@@ -163,13 +171,15 @@ class Aligner:
         phones = _inflected(
             word, lambda stem: self.pronunciation(stem) or _inflected(stem, self.pronunciation)
         )
+        if phones is None and self._letter_to_sound:
+            phones = pronounce(word)
         if phones is None:
             return None
         # Learnt once per aligner, so the align-text search (which reads the dictionary) knows the word.
         self._extra.append((word, phones))
         for decoder in (self._decoder, self._wide):
             if decoder is not None:
-                _add_words(decoder, [(word, phones)], "inflected word")
+                _add_words(decoder, [(word, phones)], "learnt word")
         return [word]
 
     def align_scored(self, audio: np.ndarray, text: str, source: str = "audio") -> Aligned:

@@ -41,9 +41,11 @@ _EVENT_LIST_TERMINATED = 0
 _EVENT_PHONEME = 7
 _POS_CHARACTER = 1
 _CHARS_UTF8 = 1
+_PHONEMES_IPA = 0x02  # espeak_TextToPhonemes: IPA rather than eSpeak's ASCII names; bits 8-23 a separator
 _PARAM_RATE, _PARAM_VOLUME, _PARAM_PITCH, _PARAM_RANGE = 1, 2, 3, 4
 _BUFFER_MS = 500  # PCM per callback; larger means fewer Python round trips
 
+PHONEME_SEPARATOR = "_"  # between the phonemes of a word in ``text_to_phonemes``' answer (words: spaces)
 PAUSE = "_"  # symbol of a pause span (eSpeak's own name for a pause; visemes maps it to silence)
 
 
@@ -141,6 +143,9 @@ class _Engine:
         self.lib.espeak_ng_SetRandSeed.argtypes = (ctypes.c_long,)
         self.lib.espeak_Info.argtypes = (ctypes.c_void_p,)
         self.lib.espeak_Info.restype = ctypes.c_char_p
+        to_phonemes = self.lib.espeak_TextToPhonemes
+        to_phonemes.argtypes = (ctypes.POINTER(ctypes.c_void_p), ctypes.c_int, ctypes.c_int)
+        to_phonemes.restype = ctypes.c_char_p
         options = _INITIALIZE_PHONEME_EVENTS | _INITIALIZE_PHONEME_IPA | _INITIALIZE_DONT_EXIT
         rate = self.lib.espeak_Initialize(
             _AUDIO_OUTPUT_SYNCHRONOUS, _BUFFER_MS, str(self.data_path).encode(), options
@@ -223,6 +228,19 @@ class _Engine:
         events = tuple(sorted(self.events, key=lambda e: e.sample))  # stable: same-sample order kept
         self.chunks, self.events = [], []
         return Synthesis((samples.astype(np.float32) / 32768.0), self.sample_rate, events)
+
+    def phonemes(self, text: str) -> list[str]:
+        """eSpeak's phonemes of ``text``, one string per clause, without speaking it."""
+        data = ctypes.create_string_buffer(text.encode("utf-8"))
+        pointer = ctypes.c_void_p(ctypes.addressof(data))
+        mode = _PHONEMES_IPA | ord(PHONEME_SEPARATOR) << 8
+        clauses: list[str] = []
+        # eSpeak translates one clause per call and moves the pointer past it, to NULL after the last;
+        # the bound only guards against a library that would not move it.
+        while pointer.value and len(clauses) <= len(text):
+            result = self.lib.espeak_TextToPhonemes(ctypes.byref(pointer), _CHARS_UTF8, mode)
+            clauses.append(result.decode("utf-8", errors="replace") if result else "")
+        return clauses
 
 
 _VARIANT_NAME = re.compile(r"[A-Za-z0-9_-]{1,30}")  # eSpeak keeps "!v/" + the name in 40 bytes
@@ -317,6 +335,26 @@ def synthesize(text: str, settings: SpeechSettings, isolated: bool = True) -> Sy
     if result.samples.size == 0 or not any(e.symbol for e in result.events):
         raise EspeakError(f"eSpeak voice {settings.voice!r} produced no speech for {text[:60]!r}")
     return result
+
+
+def text_to_phonemes(text: str, voice: str = "en-us") -> list[list[str]]:
+    """How eSpeak would say ``text`` in ``voice``, without speaking: per word, its phonemes in IPA.
+
+    Phonemes are as in ``PhonemeEvent.symbol`` (stress marks kept, ``"ɑːɹ"`` is one phoneme); the words are
+    the ones eSpeak reads, so a number or a Roman numeral may become several. Raises ``EspeakError`` for
+    an unknown voice.
+    """
+    with _LOCK:
+        engine = _engine()
+        engine.set_voice(voice)
+        try:
+            clauses = engine.phonemes(text)
+        finally:
+            # The next ``speak`` switches the voice afresh, as it would have without this call, so speech
+            # stays the same whatever was looked up before.
+            engine.voice = ""
+    words = (word.split(PHONEME_SEPARATOR) for clause in clauses for word in clause.split())
+    return [phonemes for phonemes in ([p for p in word if p] for word in words) if phonemes]
 
 
 def variant_names() -> tuple[str, ...]:
