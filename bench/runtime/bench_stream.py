@@ -89,7 +89,7 @@ def main() -> None:
     if hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})  # one core, as a small device would give
     torch.set_num_threads(1)
-    animator = Animator.load(args.checkpoint)
+    animator = Animator.load(args.checkpoint, backend="torch")  # the checkpoint: exported below, both ways
     backends: dict[str, FrameModelLike] = {"torch": animator.model}
     with tempfile.TemporaryDirectory() as folder:
         module = animator.model.module  # type: ignore[attr-defined]
