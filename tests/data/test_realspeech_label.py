@@ -286,3 +286,17 @@ def test_aligned_spans_are_moved_past_the_aligners_lead() -> None:
         [0.0, 0.209, 0.209, 0.509, 0.509, 1.004]
     )
     assert [s.symbol for s in moved] == ["SIL", "AA1", "M"]
+
+
+def test_letter_to_sound_can_be_switched_off_on_the_command_line(tmp_path: Path) -> None:
+    """A word no dictionary has ("voyce") is pronounced by eSpeak by default, and is oov when switched off."""
+    hello = Path(__file__).resolve().parents[2] / "examples" / "hello.wav"
+    (tmp_path / "hello.wav").write_bytes(hello.read_bytes())
+    text = "Hello! My mouth moves with my voyce. Mama and papa bought a big blue boat."
+    table = _table(tmp_path / "transcripts.tsv", [("hello", "kim", "en", text)])
+    assert _label("--transcripts", str(table), "--out", str(tmp_path / "on")) == 0
+    assert read_report(tmp_path / "on")["hello"].status == "written"
+    # Off, the only clip is rejected: nothing written is an error status, the verdict is still reported.
+    assert _label("--transcripts", str(table), "--out", str(tmp_path / "off"), "--no-letter-to-sound") == 1
+    off = read_report(tmp_path / "off")["hello"]
+    assert (off.status, off.reason) == ("rejected", "oov") and "'voyce'" in off.detail

@@ -166,7 +166,7 @@ def run_label(args: argparse.Namespace) -> int:
         options = LabelOptions(
             fps=args.fps, seed=args.seed, gate=Gate(min_score=args.min_score) if gate else None,
             skip_oov=args.skip_oov, skip_failed=args.skip_failed, retry_rejected=args.retry_rejected,
-            workers=max(1, args.workers), dictionary=args.dict,
+            workers=max(1, args.workers), dictionary=args.dict, letter_to_sound=args.letter_to_sound,
         )  # fmt: skip
         summary = label_transcribed(items, args.out, _split_of(args), options)
     except (LabelError, AlignmentError, AudioError, CorpusError, ValueError, OSError) as error:
@@ -204,6 +204,8 @@ def register_label(subparsers: Any) -> None:
     add("--gate", action=argparse.BooleanOptionalAction, default=None,
         help="reject clips whose transcript does not fit the audio (default: on for tables)")  # fmt: skip
     add("--min-score", type=float, default=Gate.min_score, help="the gate's acoustic score per frame")
+    add("--letter-to-sound", action=argparse.BooleanOptionalAction, default=True,
+        help="words the dictionary lacks: pronounced by eSpeak NG (default), or rejected as oov")  # fmt: skip
     add("--retry-rejected", action="store_true", help="try again the clips an earlier run rejected")
     add("--workers", type=int, default=min(2, os.cpu_count() or 1), help="processes")
     add("--fps", type=float, default=100.0, help="curve frame rate (default: 100)")

@@ -61,6 +61,7 @@ class LabelOptions:
     retry_rejected: bool = False  # try again the clips an earlier run rejected
     workers: int = 1  # processes (one aligner each)
     dictionary: Path | None = None  # extra pronunciations (CMUdict lines)
+    letter_to_sound: bool = True  # words no dictionary knows get eSpeak NG's pronunciation (else: oov)
 
 
 @dataclass
@@ -104,9 +105,9 @@ class Outcome:
 
 
 @lru_cache(maxsize=4)
-def _aligner(dictionary: Path | None) -> Aligner:
+def _aligner(dictionary: Path | None, letter_to_sound: bool = True) -> Aligner:
     # One per process: building one loads the model, and a decoder is not safe to share.
-    return Aligner(dictionary)
+    return Aligner(dictionary, letter_to_sound=letter_to_sound)
 
 
 def _screen(aligner: Aligner, item: Transcribed) -> tuple[str, str, tuple[str, ...]] | None:
@@ -140,7 +141,7 @@ def _plan(
     log: Callable[[str], None],
 ) -> list[_Job]:
     """The clips to align, after resuming and the checks that need no audio; records what it drops."""
-    aligner = _aligner(options.dictionary)
+    aligner = _aligner(options.dictionary, options.letter_to_sound)
     jobs: list[_Job] = []
     gaps: dict[str, tuple[str, ...]] = {}
     for item in items:
@@ -181,7 +182,8 @@ def _work(job: _Job) -> Outcome:
     try:
         audio = load_audio(item.audio)
         require_signal(audio, str(item.audio))
-        aligned = _aligner(options.dictionary).align_scored(audio, item.text, item.where)
+        aligner = _aligner(options.dictionary, options.letter_to_sound)
+        aligned = aligner.align_scored(audio, item.text, item.where)
     except AudioError as error:
         return Outcome(item.utt_id, job.split, "unreadable", str(error))
     except OutOfVocabularyError as error:
@@ -250,8 +252,9 @@ def label_transcribed(
             if index % REPORT_EVERY == 0:
                 write_report(out, report)
     finally:
+        if report:  # also when every clip was rejected: the report is where the reasons are
+            summary.report = write_report(out, report)
         if out.is_dir():
-            summary.report = write_report(out, report) if report else None
             for record in build_manifest(out):
                 split = str(record.get("split"))
                 summary.dataset_seconds[split] = summary.dataset_seconds.get(split, 0.0) + record["duration"]
