@@ -19,6 +19,7 @@ import soxr
 from av.audio.stream import AudioStream
 
 from audio2blendshape.audio.constants import SAMPLE_RATE
+from audio2blendshape.data.augment import band_limit
 
 CODECS = {"mp3": ("mp3", "libmp3lame"), "opus": ("ogg", "libopus")}  # name -> (container, FFmpeg encoder)
 MAX_DELAY = 4096  # samples; encoder delays are well below this (MP3 ~1105 + 529, Opus pre-skip 312)
@@ -84,8 +85,6 @@ def codec(audio: np.ndarray, name: str, bitrate: int) -> np.ndarray:
 
 def telephone(audio: np.ndarray) -> np.ndarray:
     """A narrowband call: 300-3400 Hz, 8 kHz, 8-bit mu-law (G.711), back at 16 kHz in the input's timing."""
-    from audio2blendshape.data.augment import band_limit
-
     narrow = soxr.resample(band_limit(audio, 300.0, 3400.0), SAMPLE_RATE, TELEPHONE_RATE, quality="HQ")
     peak = max(float(np.abs(narrow).max()), 1e-9)
     x = narrow / peak

@@ -162,8 +162,9 @@ def _plan(
         if verdict is not None and verdict[0] == "oov" and options.gate is None and not options.skip_oov:
             gaps[item.where] = verdict[2]
         elif verdict is not None:
-            _record(Outcome(item.utt_id, split, verdict[0], verdict[1]), report, summary)
-            log(Outcome(item.utt_id, split, verdict[0], verdict[1]).line())
+            outcome = Outcome(item.utt_id, split, verdict[0], verdict[1])
+            _record(outcome, report, summary)
+            log(outcome.line())
         else:
             jobs.append(_Job(item, split, out, options))
     if gaps:

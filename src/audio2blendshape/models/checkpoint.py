@@ -10,9 +10,8 @@ these files and reads them back whole (optimizer state, the full run config).
 from __future__ import annotations
 
 import contextlib
-import importlib.resources
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,10 +22,10 @@ from safetensors.torch import load_file
 
 from audio2blendshape.models.frame import FrameConfig, FrameModel
 from audio2blendshape.models.simplified import BlendshapeModel, SimplifiedConfig, SimplifiedModel
+from audio2blendshape.runtime.backends import BUNDLED_CHECKPOINT, bundled_file
 from audio2blendshape.typed_config import ConfigError, build_dataclass
 
 FORMAT = "audio2blendshape/checkpoint-1"
-DEFAULT_CHECKPOINT = "assets/default.safetensors"  # the bundled model, inside the package
 MODEL_KINDS = ("simplified", "frame")
 
 
@@ -151,12 +150,9 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> LoadedMo
     return LoadedModel(model.to(device).eval(), names, config, step, extra)
 
 
-@contextlib.contextmanager
-def default_checkpoint_file() -> Iterator[Path]:
+def default_checkpoint_file() -> contextlib.AbstractContextManager[Path]:
     """The bundled checkpoint as a file path (extracted for the ``with`` block if the package is zipped)."""
-    resource = importlib.resources.files("audio2blendshape").joinpath(DEFAULT_CHECKPOINT)
-    with importlib.resources.as_file(resource) as file:
-        yield file
+    return bundled_file(BUNDLED_CHECKPOINT)
 
 
 def load_default_model(device: str | torch.device = "cpu") -> LoadedModel:

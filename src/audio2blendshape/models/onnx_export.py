@@ -32,6 +32,7 @@ from torch import nn
 
 from audio2blendshape.audio.constants import FRAMES_PER_SECOND, HOP_LENGTH, N_FFT, SAMPLE_RATE
 from audio2blendshape.models.frame import FrameModel
+from audio2blendshape.runtime.backends import BUNDLED_CHECKPOINT, BUNDLED_ONNX, BUNDLED_STREAM_ONNX
 from audio2blendshape.runtime.onnx_backend import FORMAT
 
 OPSET = 18  # ai.onnx opset: onnxruntime >= 1.14, Unity Sentis and Unreal NNE all run it
@@ -211,7 +212,7 @@ def export_checkpoint(
     return export_onnx(loaded.model, loaded.names, path, streaming, new_steps, source)
 
 
-BUNDLED = {"default.onnx": False, "default.stream.onnx": True}  # file in assets/ -> streaming variant
+BUNDLED = {BUNDLED_ONNX: False, BUNDLED_STREAM_ONNX: True}  # file in assets/ -> streaming variant
 
 
 def export_bundled(assets: str | Path) -> list[Path]:
@@ -220,7 +221,7 @@ def export_bundled(assets: str | Path) -> list[Path]:
     The runtime runs these files (no torch); ``tests/runtime/test_bundled_onnx.py`` fails when they no longer
     match the checkpoint.
     """
-    checkpoint = Path(assets) / "default.safetensors"
+    checkpoint = Path(assets) / BUNDLED_CHECKPOINT
     return [
         export_checkpoint(checkpoint, Path(assets) / name, streaming=streaming, new_steps=1)
         for name, streaming in BUNDLED.items()

@@ -24,7 +24,8 @@ import numpy as np
 from audio2blendshape.runtime.onnx_backend import OnnxFrameModel, OnnxWindowModel, load_onnx_model
 
 BACKENDS = ("auto", "onnx", "torch")
-BUNDLED_ONNX = "default.onnx"  # the bundled model, full variant: Animator
+BUNDLED_CHECKPOINT = "default.safetensors"  # the bundled model, in the package's assets/
+BUNDLED_ONNX = "default.onnx"  # its export, full variant: Animator
 BUNDLED_STREAM_ONNX = "default.stream.onnx"  # the same weights, window variant: Streamer
 TORCH_BACKEND = "audio2blendshape.models.torch_backend"
 
@@ -92,6 +93,16 @@ def resolve_backend(path: str | Path | None, backend: str) -> str:
     return chosen
 
 
+def _bundled_onnx(
+    name: str, variant: type[OnnxFrameModel], threads: int | None, source: str
+) -> OnnxFrameModel:
+    """One of the bundled model's ONNX files as ``variant`` (onnxruntime holds it once loaded)."""
+    with bundled_file(name) as file:
+        model = variant(file, threads)
+    model.source = source
+    return model
+
+
 def _check_threads(threads: int | None) -> None:
     if threads is not None and threads < 1:
         raise ValueError(f"--threads must be at least 1, got {threads}")
@@ -109,12 +120,8 @@ def load_pose_model(
     if resolve_backend(path, backend) == "onnx":
         if path is not None:
             return OnnxFrameModel(str(path), threads)
-        with bundled_file(BUNDLED_ONNX) as file:
-            model = OnnxFrameModel(file, threads)
-        model.source = "default model"
-        return model
-    what = str(path) if path is not None else "the default checkpoint"
-    loaded: PoseModel = torch_backend(what).load(path, device, threads)
+        return _bundled_onnx(BUNDLED_ONNX, OnnxFrameModel, threads, "default model")
+    loaded: PoseModel = torch_backend(str(path or "the default checkpoint")).load(path, device, threads)
     return loaded
 
 
@@ -125,10 +132,7 @@ def load_stream_model(path: str | Path | None = None, backend: str = "auto", thr
     if resolve_backend(path, backend) == "onnx":
         if path is not None:
             return load_onnx_model(str(path), threads)
-        with bundled_file(BUNDLED_STREAM_ONNX) as file:
-            model = OnnxWindowModel(file, threads)
-        model.source = "default model (streaming)"
-        return model
+        return _bundled_onnx(BUNDLED_STREAM_ONNX, OnnxWindowModel, threads, "default model (streaming)")
     model = torch_backend(str(path or "the default checkpoint")).load(path, "cpu", threads)
     if model.kind != "frame":
         raise TypeError(f"streaming needs a FrameModel, got a {type(model.module).__name__} (kind=frame)")
