@@ -18,6 +18,8 @@ from audio2blendshape.cli.data_augment import register_augment
 from audio2blendshape.cli.help import COMMAND_HELP
 from audio2blendshape.data.align import AlignmentError
 from audio2blendshape.data.corpus import SPLITS, CorpusError, build_manifest
+from audio2blendshape.data.festival import DEFAULT_VOICES as FESTIVAL_VOICES
+from audio2blendshape.data.festival import FestivalError
 from audio2blendshape.data.importers import (
     DataImportError,
     Pending,
@@ -32,6 +34,7 @@ from audio2blendshape.data.label_gate import REASONS, Gate
 from audio2blendshape.data.label_run import LabelOptions, LabelSummary, label_transcribed
 from audio2blendshape.data.speaker_splits import SpeakerSplits
 from audio2blendshape.data.synth import DEFAULT_LANGUAGES, LANGUAGES, SynthConfig, run_synth
+from audio2blendshape.data.synth_festival import ENGINES, festival_languages
 from audio2blendshape.data.transcribed import (
     LabelError,
     Transcribed,
@@ -57,15 +60,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def _run_synth(args: argparse.Namespace) -> int:
     try:
+        voices = tuple(v.strip() for v in args.festival_voices.split(",") if v.strip())
+        languages = args.languages or ",".join(
+            festival_languages(voices) if args.engine == "festival" else DEFAULT_LANGUAGES
+        )
         config = SynthConfig(
-            out=Path(args.out), hours=args.hours, languages=tuple(args.languages.split(",")), seed=args.seed,
+            out=Path(args.out), hours=args.hours, languages=tuple(languages.split(",")), seed=args.seed,
             workers=max(1, args.workers), augment=args.augment, random_voices=args.random_voices,
+            engine=args.engine, festival_voices=voices, festival_share=args.festival_share,
         )  # fmt: skip
         for flag, value in (("--augment", config.augment), ("--random-voices", config.random_voices)):
             if not 0.0 <= value <= 1.0:
                 raise ValueError(f"{flag} is a probability in [0, 1], got {value}")
         summary = run_synth(config, progress=not args.no_progress)
-    except ValueError as error:
+    except (ValueError, FestivalError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     rate = summary.seconds_written / 3600 / max(summary.wall_seconds / 60, 1e-9)
@@ -80,13 +88,15 @@ def _run_synth(args: argparse.Namespace) -> int:
 def register_synth(subparsers: Any) -> None:
     """Add ``synth`` (under ``data``) to an argparse subparsers object."""
     parser = subparsers.add_parser(
-        "synth", help="make a labelled synthetic corpus with eSpeak NG (resumable, deterministic per seed)"
+        "synth", help="make a labelled synthetic corpus with eSpeak NG or festival (resumable, deterministic)"
     )
     parser.add_argument("--out", required=True, help="dataset directory (created; rerun to resume)")
     parser.add_argument("--hours", type=float, required=True, help="hours of audio to make (estimated)")
     parser.add_argument(
-        "--languages", default=",".join(DEFAULT_LANGUAGES), help=f"comma list from {','.join(LANGUAGES)}"
-    )
+        "--languages", default="",
+        help=f"comma list from {','.join(LANGUAGES)} (default {','.join(DEFAULT_LANGUAGES)}; "
+        "with --engine festival, the languages its voices read)",
+    )  # fmt: skip
     parser.add_argument("--seed", type=int, default=0, help="seed of the plan (texts, voices, settings)")
     parser.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1), help="processes")
     parser.add_argument(
@@ -95,6 +105,19 @@ def register_synth(subparsers: Any) -> None:
     parser.add_argument(
         "--random-voices", type=float, default=0.0,
         help="share of training utterances spoken by a generated voice (0..1; held-out splits unchanged)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--engine", choices=ENGINES, default="espeak",
+        help="espeak; festival (its diphone voices speak every utterance); mix (festival speaks "
+        "--festival-share of the training utterances its voices can read)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--festival-voices", default=",".join(FESTIVAL_VOICES),
+        help="comma list of festival diphone voices (English kal,ked; Italian lp,pc); HTS voices are refused",
+    )  # fmt: skip
+    parser.add_argument(
+        "--festival-share", type=float, default=0.5,
+        help="with --engine mix: share of the training utterances festival can read that it speaks (0..1)",
     )  # fmt: skip
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.set_defaults(func=_run_synth)

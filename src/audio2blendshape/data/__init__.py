@@ -1,6 +1,7 @@
 """Training data: speech with curves, in one corpus layout for every source.
 
 Lives here: ``espeak``/``espeak_timing``/``voice_variants``/``texts``/``synth`` (the generated corpus),
+``festival``/``synth_festival`` (festival's diphone voices in it),
 ``visemes``/``labels`` (phonemes to ARKit curves), ``align``/``spell``/``letter_to_sound``/``transcribed``
 (real transcribed speech, force-aligned; eSpeak's reading of words CMUdict lacks),
 ``label_run``/``label_gate``/``speaker_splits`` (labelling it at scale: workers, quality gate and report,

@@ -2,7 +2,8 @@
 
 Per utterance: text (``texts``) -> eSpeak PCM + phoneme events (``espeak``) -> 16 kHz -> phoneme spans ->
 rule-based curves (``labels.label_utterance``, 100 fps, from the clean audio) -> optional augmentation of
-the audio only (``augment``) -> ``corpus.write_utterance``.
+the audio only (``augment``) -> ``corpus.write_utterance``. With ``--engine festival`` or ``mix``, festival's
+diphone voices speak all or a share of the utterances instead (``synth_festival``).
 
 The plan is a pure function of (seed, languages, augment probability): utterance ``i`` always gets the
 same language, voice, rate, loudness and text, and ``--hours`` only decides how long a prefix of that
@@ -31,8 +32,12 @@ from audio2blendshape.data.augment import augment
 from audio2blendshape.data.corpus import build_manifest, has_utterance, write_utterance
 from audio2blendshape.data.espeak import EspeakError, SpeechSettings, library_version, synthesize
 from audio2blendshape.data.espeak_timing import phoneme_spans
+from audio2blendshape.data.festival import DEFAULT_VOICES as DEFAULT_FESTIVAL_VOICES
+from audio2blendshape.data.festival import check_installed
 from audio2blendshape.data.labels import label_utterance
+from audio2blendshape.data.synth_festival import check_engine, festival_speech, maybe_festival
 from audio2blendshape.data.texts import make_sentence
+from audio2blendshape.data.visemes import PhonemeSpan
 from audio2blendshape.data.voice_variants import random_variant
 from audio2blendshape.names import ARKIT_NAMES
 
@@ -81,16 +86,20 @@ class Voice:
     pitch: int  # eSpeak pitch, 0..100
     pitch_range: int  # eSpeak pitch range, 0..100
     random_seed: int = -1  # >= 0: a generated variant (voice_variants.random_variant), always for training
+    engine: str = "espeak"  # "festival": variant is a festival.VOICES key, pitch and range scale its f0
+    tract: int = 100  # festival only: playback speed in percent (FestivalSettings.tract)
 
     @property
     def id(self) -> str:
-        """The speaker id written to the corpus, e.g. ``en-us+f3-p50-r55``."""
+        """The speaker id written to the corpus: ``en-us+f3-p50-r55``, ``en-us+festival-kal-t104-p50-r55``."""
+        if self.engine == "festival":
+            return f"{self.language}+festival-{self.variant}-t{self.tract}-p{self.pitch}-r{self.pitch_range}"
         return f"{self.language}+{self.variant}-p{self.pitch}-r{self.pitch_range}"
 
     @property
     def split(self) -> str:
-        """``train``, ``val`` or ``test``."""
-        return HELD_OUT.get(self.variant, "train")
+        """``train``, ``val`` or ``test``; festival's few voices are all for training."""
+        return "train" if self.engine == "festival" else HELD_OUT.get(self.variant, "train")
 
 
 @dataclass(frozen=True)
@@ -107,6 +116,9 @@ class SynthConfig:
     volume: tuple[int, int] = (60, 140)  # eSpeak amplitude range (default 100)
     words: tuple[int, int] = (6, 16)  # words per sentence
     random_voices: float = 0.0  # share of training utterances given a generated voice instead (0..1)
+    engine: str = "espeak"  # one of synth_festival.ENGINES
+    festival_voices: tuple[str, ...] = DEFAULT_FESTIVAL_VOICES  # festival.VOICES keys drawn from
+    festival_share: float = 0.5  # "mix": share of the training utterances festival can read that it speaks
 
 
 @dataclass(frozen=True)
@@ -149,7 +161,7 @@ def iter_plan(config: SynthConfig) -> Iterator[UtteranceSpec]:
             PITCHES[int(rng.integers(len(PITCHES)))],
             PITCH_RANGES[int(rng.integers(len(PITCH_RANGES)))],
         )
-        voice = _maybe_random_voice(voice, config, index)
+        voice = maybe_festival(_maybe_random_voice(voice, config, index), config, index)
         rate = int(rng.integers(config.rate[0], config.rate[1] + 1))
         volume = int(rng.integers(config.volume[0], config.volume[1] + 1))
         augmented = bool(rng.random() < config.augment)
@@ -159,7 +171,7 @@ def iter_plan(config: SynthConfig) -> Iterator[UtteranceSpec]:
         seen.add(text)
         estimate = len(text) * LANGUAGES[language][1] * 175.0 / rate
         seed = int(rng.integers(2**31))
-        utt_id = f"syn{config.seed}-{index:07d}-{language}"
+        utt_id = f"syn{config.seed}-{index:07d}-{voice.language}"
         yield UtteranceSpec(utt_id, seed, text, voice, rate, volume, augmented, estimate, config.words)
         index += 1
 
@@ -194,8 +206,8 @@ def plan_utterances(config: SynthConfig) -> list[UtteranceSpec]:
     return plan
 
 
-def make_utterance(spec: UtteranceSpec, out: Path) -> float:
-    """Synthesize, label, optionally augment and write one utterance; returns its duration in seconds."""
+def _espeak_speech(spec: UtteranceSpec) -> tuple[np.ndarray, list[PhonemeSpan], dict[str, Any]]:
+    """eSpeak's speech for ``spec``: 16 kHz audio, phoneme spans and the settings to record."""
     voice = spec.voice
     name = f"{LANGUAGES[voice.language][0]}+{voice.variant}"
     variant = random_variant(voice.random_seed) if voice.random_seed >= 0 else ""
@@ -205,8 +217,15 @@ def make_utterance(spec: UtteranceSpec, out: Path) -> float:
     speech = synthesize(spec.text, settings)
     spans = phoneme_spans(speech)
     audio = soxr.resample(speech.samples, speech.sample_rate, SAMPLE_RATE, quality="HQ").astype(np.float32)
+    return audio, spans, {"synth": f"espeak-ng {library_version()}", "engine": "espeak", **asdict(settings)}
+
+
+def make_utterance(spec: UtteranceSpec, out: Path) -> float:
+    """Synthesize, label, optionally augment and write one utterance; returns its duration in seconds."""
+    voice = spec.voice
+    make = festival_speech if voice.engine == "festival" else _espeak_speech
+    audio, spans, source = make(spec)
     curves = label_utterance(audio, spans, fps=FPS, seed=spec.seed)
-    source: dict[str, Any] = {"synth": f"espeak-ng {library_version()}", **asdict(settings)}
     if spec.augment:
         audio, applied = augment(audio, np.random.default_rng([spec.seed, 1]))
         source["augment"] = applied
@@ -249,6 +268,11 @@ def _check_settings(config: SynthConfig) -> None:
     }  # fmt: skip
     if config.random_voices:  # only when used, so corpora made before the option still resume
         identity["random_voices"] = config.random_voices
+    if config.engine != "espeak":  # likewise
+        identity["engine"] = config.engine
+        identity["festival_voices"] = list(config.festival_voices)
+        if config.engine == "mix":
+            identity["festival_share"] = config.festival_share
     path = Path(config.out) / SETTINGS_FILE
     if path.exists():
         try:
@@ -260,7 +284,7 @@ def _check_settings(config: SynthConfig) -> None:
         if stored != identity:
             raise ValueError(
                 f"{path}: this directory was made with {stored}, not {identity}; "
-                "use the same --seed/--languages/--augment/--random-voices to resume, or a new --out"
+                "use the same --seed/--languages/--augment/--random-voices/--engine to resume, or a new --out"
             )
         return
     atomic_write_text(path, json.dumps(identity) + "\n")
@@ -285,6 +309,10 @@ def run_synth(config: SynthConfig, progress: bool = True) -> SynthSummary:
 
     started = time.perf_counter()
     out = Path(config.out)
+    languages = check_languages(config.languages)
+    check_engine(config.engine, config.festival_voices, config.festival_share, languages)
+    if config.engine != "espeak":
+        check_installed(config.festival_voices)
     out.mkdir(parents=True, exist_ok=True)
     _check_settings(config)
     plan = plan_utterances(config)
