@@ -13,4 +13,5 @@ COMMAND_HELP: dict[str, str] = {
     "export-onnx": "export a FrameModel checkpoint to one ONNX file",
     "evaluate": "score checkpoints on a split: errors and lip sync",
     "preview": "animate an audio file and write a PNG plot of the curves or an MP4 of a 2D face",
+    "studio": "a local web app: audio and a 3D face in sync, A/B takes, your own avatar",
 }

@@ -22,6 +22,7 @@ COMMAND_MODULES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("stream", ("stream", "export-onnx")),
     ("evaluate", ("evaluate",)),
     ("preview", ("preview",)),
+    ("studio", ("studio",)),
 )
 
 

@@ -1,4 +1,4 @@
-"""``audio2blendshape preview``: a PNG plot of the curves or an MP4 of a 2D face, from an audio file."""
+"""``audio2blendshape preview``: a PNG plot of the curves, an MP4 of a 2D face, or a standalone HTML take."""
 
 from __future__ import annotations
 
@@ -12,9 +12,19 @@ from audio2blendshape.preview.make import preview
 
 def run_preview(args: argparse.Namespace) -> int:
     """The ``preview`` handler; errors propagate as ValueError/OSError for the CLI to report."""
-    out = preview(args.audio, args.out, checkpoint=args.checkpoint, fps=args.fps, text=args.text,
-                  top=args.top, size=args.size, idle=args.idle, seed=args.seed)  # fmt: skip
-    print(f"wrote {out}")
+    if args.out is None and args.html is None:
+        raise ValueError("give -o OUT (.png or .mp4), --html TAKE.html, or both")
+    if args.out is not None:
+        out = preview(args.audio, args.out, checkpoint=args.checkpoint, fps=args.fps, text=args.text,
+                      top=args.top, size=args.size, idle=args.idle, seed=args.seed)  # fmt: skip
+        print(f"wrote {out}")
+    if args.html is not None:
+        from audio2blendshape.preview.html_export import export_take
+
+        page = export_take(
+            args.audio, args.html, args.checkpoint, fps=args.fps, idle=args.idle, seed=args.seed
+        )
+        print(f"wrote {page} (plays offline in a browser: audio, animation and the 3D head inside)")
     return 0
 
 
@@ -29,9 +39,9 @@ def register(subparsers: Any) -> None:
         "beside meta/<id>.json).",
     )
     parser.add_argument("audio", type=Path, help="speech audio (WAV/FLAC/OGG/MP3)")
-    parser.add_argument(
-        "-o", "--out", type=Path, required=True, help="out.png (curve plot) or out.mp4 (face video)"
-    )
+    parser.add_argument("-o", "--out", type=Path, help="out.png (curve plot) or out.mp4 (face video)")
+    parser.add_argument("--html", type=Path, help="also (or only) write TAKE.html: one self-contained "
+                        "page with the audio, the animation and the 3D head, playable offline")  # fmt: skip
     parser.add_argument(
         "--checkpoint", type=Path, help="a checkpoint (.safetensors); default: the bundled one"
     )
