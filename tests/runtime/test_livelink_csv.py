@@ -179,3 +179,14 @@ def test_sub_frame_part_shifts_time(tmp_path: Path) -> None:
     assert take.curves.shape[0] == 61 and take.start == pytest.approx(11 * 3600 + 2 * 60 + 59)
     truth = expected(61)
     assert np.allclose(take.curves[1], truth[0] + (truth[1] - truth[0]) / 1.5, atol=1e-6)
+
+
+def test_head_columns_of_a_capture_are_kept(tmp_path: Path) -> None:
+    take = read_livelink_csv(write_csv(tmp_path / "take.csv", frames=20))
+    assert take.head is not None and take.head.shape == (20, 3) and take.head.dtype == np.float32
+    assert np.allclose(take.head, 0.1)
+    shapes = livelink_order()
+    lines = [",".join(["Timecode", "BlendshapeCount", *shapes])]
+    lines += [",".join([timecode(f), "52", *["0.5"] * 52]) for f in range(3)]
+    (tmp_path / "bare.csv").write_text("\n".join(lines) + "\n")
+    assert read_livelink_csv(tmp_path / "bare.csv").head is None

@@ -152,3 +152,105 @@ def test_bad_values_and_formats_are_named(tmp_path: Path) -> None:
     assert JsonWriter.extension == ".json"
     with pytest.raises(ValueError, match="do not match"):
         Animation(ARKIT_NAMES, 60, np.zeros((4, 51), np.float32), 1.0)
+
+
+# --- the optional head rotation channel ---
+
+
+def _head(frames: int, seed: int = 1) -> np.ndarray:
+    head = np.random.default_rng(seed).uniform(-1.2, 1.2, (frames, 3)).astype(np.float32)
+    head[0] = (0.0, -1e-9, np.pi)  # a tiny negative must not print as -0.000000; angles go past 1
+    return head
+
+
+def test_without_a_head_every_file_is_byte_identical(tmp_path: Path) -> None:
+    animation = _animation(frames=40)
+    explicit = Animation(animation.names, animation.fps, animation.weights, animation.duration, head=None)
+    for suffix in (".csv", ".json", ".npy"):
+        a = animation.write(tmp_path / f"a{suffix}").read_bytes()
+        assert explicit.write(tmp_path / f"b{suffix}").read_bytes() == a
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "a.csv",
+        "a.json",
+        "a.npy",
+        "b.csv",
+        "b.json",
+        "b.npy",
+    ]
+    # The head changes only the three head columns of the CSV.
+    with_head = Animation(animation.names, 60, animation.weights, animation.duration, head=_head(40))
+    plain = (tmp_path / "a.csv").read_text().splitlines()
+    headed = with_head.write(tmp_path / "h.csv").read_text().splitlines()
+    assert plain[0] == headed[0] and len(plain) == len(headed)
+    for old, new in zip(plain[1:], headed[1:], strict=True):
+        assert old.split(",")[:54] == new.split(",")[:54] and old.split(",")[57:] == new.split(",")[57:]
+
+
+def test_csv_head_columns_round_trip_through_the_reader(tmp_path: Path) -> None:
+    head = _head(130)
+    animation = Animation(ARKIT_NAMES, 60, _animation(frames=130).weights, 2.2, head=head)
+    path = animation.write(tmp_path / "take.csv")
+    first = next(csv.DictReader(path.open()))
+    assert (first["HeadYaw"], first["HeadPitch"], first["HeadRoll"]) == ("0.000000", "0.000000", "3.141593")
+    assert first["LeftEyeYaw"] == "0.000000"
+    take = read_livelink_csv(path)
+    assert take.head is not None and take.head.shape == (130, 3)
+    np.testing.assert_allclose(take.head, head, atol=5.1e-7, rtol=0)
+    np.testing.assert_allclose(take.curves, animation.weights, atol=5.1e-7, rtol=0)
+
+
+def test_json_head_round_trips_and_absent_means_none(tmp_path: Path) -> None:
+    head = _head(25)
+    animation = Animation(
+        ARKIT_NAMES[:4], 30, _animation(frames=25, names=ARKIT_NAMES[:4]).weights, 0.9, head=head
+    )
+    path = animation.write(tmp_path / "a.json")
+    data = json.loads(path.read_text())
+    assert list(data) == ["names", "fps", "duration", "frames", "head"] and len(data["head"]) == 25
+    back = read_json_animation(path)
+    assert back.head is not None and back.head.dtype == np.float32
+    np.testing.assert_allclose(back.head, head, atol=5.1e-7, rtol=0)
+    assert read_json_animation(_animation(frames=3).write(tmp_path / "b.json")).head is None
+
+
+@pytest.mark.parametrize(
+    ("head", "needle"),
+    [
+        ("[[0, 0]]", r"rows must each be \[yaw, pitch, roll\]"),
+        ("[[0, 0, 0], [0, 0, 0]]", "not a list of 1 rows"),
+        ('[[0, "a", 0]]', "not numbers"),
+        ("[[0, 1e39, 0]]", "head pitch at frame 0 is not a finite"),
+    ],
+)
+def test_json_with_a_bad_head_is_named(tmp_path: Path, head: str, needle: str) -> None:
+    path = tmp_path / "bad.json"
+    path.write_text('{"names": ["a", "b"], "fps": 30, "frames": [[0, 1]], "head": ' + head + "}")
+    with pytest.raises(WriterError, match=f"bad.json: not an animation JSON file .*{needle}"):
+        read_json_animation(path)
+
+
+def test_npy_keeps_the_plain_weights_and_writes_the_head_beside_them(tmp_path: Path) -> None:
+    head = _head(20)
+    animation = Animation(ARKIT_NAMES, 60, _animation(frames=20).weights, 0.34, head=head)
+    path = animation.write(tmp_path / "take.npy")
+    np.testing.assert_array_equal(np.load(path), animation.weights)
+    np.testing.assert_array_equal(np.load(tmp_path / "take.head.npy"), head)
+    back = writers.read_npy_animation(path, ARKIT_NAMES, 60)
+    assert back.head is not None and np.array_equal(back.head, head)
+    Animation(ARKIT_NAMES, 60, animation.weights, 0.34).write(path)  # rewritten without a head
+    assert not (tmp_path / "take.head.npy").exists()
+    assert writers.read_npy_animation(path, ARKIT_NAMES, 60).head is None
+
+
+@pytest.mark.parametrize(
+    ("head", "needle"),
+    [
+        (np.zeros((4, 3)), r"head has shape \(4, 3\), expected \(5, 3\)"),
+        (np.zeros(5), r"head has shape \(5,\), expected \(5, 3\)"),
+        (np.array([[0, 0, np.nan]] * 5), "head roll at frame 0 is not a finite number of radians"),
+        (np.array([["a", "b", "c"]] * 5), "head must hold numbers"),
+    ],
+)
+def test_a_bad_head_is_a_clear_error(head: np.ndarray, needle: str) -> None:
+    with pytest.raises(ValueError, match=f"Animation: {needle}"):
+        Animation(ARKIT_NAMES, 60, np.zeros((5, 52), np.float32), 0.1, head=head)

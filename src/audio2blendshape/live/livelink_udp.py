@@ -10,7 +10,7 @@ uint32 BE x 2         frame number, sub-frame
 uint32 BE x 2         frame rate numerator, denominator (60, 1 for 60 fps)
 uint8                 count, 61
 float32 BE x 61       the 52 ARKit blendshapes in canonical order, then head yaw/pitch/roll and
-                      left/right eye yaw/pitch/roll
+                      left/right eye yaw/pitch/roll (radians)
 ====================  ==========================================================================
 
 Why the device id looks unprefixed: Unreal serialises a uint8 version and then strings as an int32 BE
@@ -23,6 +23,10 @@ Frame number and sub-frame come from the frame's timestamp: ``time_s * rate`` fr
 and the fraction (a hair of tolerance absorbs float error, so ``0.1 s`` at 60 fps is frame 6, not 5.999).
 Time 0 is the start of the stream, not the time of day the app uses: Unreal's Live Link shows the latest
 frame of a subject, so the count only has to increase.
+
+Values 53..55 (0-based 52..54) carry the frame's head rotation when the sender is given one: yaw, pitch,
+roll in radians, the app's own unit and signs (``runtime.writers.Animation``); without one they are 0, and
+the eye rotations are always 0 (eye motion is in the eyeLook blendshapes).
 """
 
 from __future__ import annotations
@@ -103,7 +107,7 @@ def encode_livelink_packet(
     rate: Fraction = Fraction(60),
     subject: str = "audio2blendshape",
     device_id: str = "$00000000-0000-0000-0000-000000000000",
-    head_and_eyes: Sequence[float] | None = None,
+    head_and_eyes: Sequence[float] | np.ndarray | None = None,
 ) -> bytes:
     """One datagram: ``blendshapes`` (52,) in ARKit canonical order, ``head_and_eyes`` (9,) or zeros."""
     values = np.asarray(blendshapes, dtype=np.float32)
@@ -164,7 +168,8 @@ class LiveLinkSender(UdpSink):
     """Sends frames to Unreal's Live Link Face source at ``"HOST:PORT"`` as subject ``subject``.
 
     Names must be exactly the 52 ARKit names, in any order (the packet has a slot for each). ``fps`` only
-    labels the frame numbers; send at whatever rate frames come. Head and eye rotations are sent as 0.
+    labels the frame numbers; send at whatever rate frames come. A frame's head rotation (yaw, pitch,
+    roll in radians) fills the packet's head slots when given, else they are 0; eye rotations are 0.
     """
 
     what = "Live Link output"
@@ -188,11 +193,17 @@ class LiveLinkSender(UdpSink):
     def _prepare(self, names: tuple[str, ...]) -> None:
         self._columns = arkit_columns(names, self.where, require_all=True)
 
-    def _encode(self, time_s: float, values: np.ndarray) -> bytes:
+    def _encode(self, time_s: float, values: np.ndarray, head: np.ndarray | None) -> bytes:
         canonical = np.empty(NUM_ARKIT, np.float32)
         canonical[self._columns] = values  # caller's order -> canonical order
         try:
             frame, sub_frame = livelink_frame_time(time_s, self.rate)
         except LiveOutputError as error:
             raise LiveOutputError(f"{self.where}: {error}") from None
-        return encode_livelink_packet(canonical, frame, sub_frame, self.rate, self.subject, self.device_id)
+        extra = None
+        if head is not None:
+            extra = np.zeros(len(HEAD_AND_EYES), np.float32)
+            extra[:3] = head
+        return encode_livelink_packet(
+            canonical, frame, sub_frame, self.rate, self.subject, self.device_id, extra
+        )

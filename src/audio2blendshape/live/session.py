@@ -64,16 +64,18 @@ class FrameSender:
         self.clock, self.sleep = clock, sleep
         self.start = clock()
         self.report = StreamReport()
-        self._pending: deque[tuple[float, np.ndarray]] = deque()  # (time stamp, values (K,))
+        # (time stamp, values (K,), head (3,) radians or None)
+        self._pending: deque[tuple[float, np.ndarray, np.ndarray | None]] = deque()
 
     def add(self, frames: StreamFrames) -> None:
-        self._pending.extend(zip(frames.times.tolist(), frames.weights, strict=True))
+        heads = [None] * len(frames) if frames.head is None else list(frames.head)
+        self._pending.extend(zip(frames.times.tolist(), frames.weights, heads, strict=True))
         self.send_due()
 
     def send_due(self) -> None:
         """Send every pending frame whose deadline has come (every one, when not real time)."""
         while self._pending:
-            stamp, values = self._pending[0]
+            stamp, values, head = self._pending[0]
             if self.latency_s is not None:
                 late = self.clock() - (self.start + stamp + self.latency_s)
                 if late < 0:
@@ -82,7 +84,10 @@ class FrameSender:
                     self.report.late += 1
                     self.report.worst_late_s = max(self.report.worst_late_s, late)
             self._pending.popleft()
-            self.outputs.send(stamp, values, self.names)
+            if head is None:  # outputs written before the head channel take three arguments
+                self.outputs.send(stamp, values, self.names)
+            else:
+                self.outputs.send(stamp, values, self.names, head)
             self.report.frames += 1
 
     def wait_until(self, deadline: float) -> None:

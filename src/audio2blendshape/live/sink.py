@@ -1,11 +1,13 @@
 """Live output: the contract every sink keeps and the pieces the sinks share.
 
-A sink takes one frame at a time, ``send(time_s, values, names)`` with ``values`` of shape (K,) matching
-``names``, and ``close()``. Sinks are built from a ``"HOST:PORT"`` string (``"[::1]:39539"`` for an IPv6
-literal); the host is resolved once, at construction, so a typo fails at once with a message naming it
-instead of silently sending nowhere. Every sink cleans the values before sending: NaN -> 0 (counted in
-``stats.nan_values``) and everything clipped to [0, 1], because receivers (VSeeFace, Unreal) misbehave on
-out-of-range weights rather than reject them.
+A sink takes one frame at a time, ``send(time_s, values, names, head=None)`` with ``values`` of shape (K,)
+matching ``names`` and ``head`` None or the head rotation (3,): yaw, pitch, roll in radians with the signs
+of ``runtime.head`` (see ``docs/live.md`` for what each sink makes of it), and ``close()``. Sinks are
+built from a ``"HOST:PORT"`` string (``"[::1]:39539"`` for an IPv6 literal); the host is resolved once,
+at construction, so a typo fails at once with a message naming it instead of silently sending nowhere.
+Every sink cleans the values before sending: NaN -> 0 (counted in ``stats.nan_values``) and everything
+clipped to [0, 1], because receivers (VSeeFace, Unreal) misbehave on out-of-range weights rather than
+reject them. A head's non-finite angles become 0 (counted the same way); angles are not clipped.
 
 A missing or slow receiver must never stall the stream feeding the sinks: UDP sinks use a non-blocking
 socket and count, rather than raise, the errors that only mean "nobody is listening right now"
@@ -65,7 +67,9 @@ class Sink(Protocol):
 
     stats: SinkStats
 
-    def send(self, time_s: float, values: np.ndarray, names: Names) -> None: ...
+    def send(
+        self, time_s: float, values: np.ndarray, names: Names, head: np.ndarray | None = None
+    ) -> None: ...
 
     def close(self) -> None: ...
 
@@ -131,6 +135,19 @@ def sanitize(values: np.ndarray, count: int, where: str) -> tuple[np.ndarray, in
     return clean, nan_count
 
 
+def sanitize_head(head: np.ndarray | None, where: str) -> tuple[np.ndarray | None, int]:
+    """Head (3,) yaw, pitch, roll in radians, or None -> (float32 (3,) with NaN/inf -> 0, number replaced)."""
+    if head is None:
+        return None, 0
+    array = np.asarray(head, dtype=np.float32)
+    if array.shape != (3,):
+        raise LiveOutputError(
+            f"{where}: head has shape {array.shape}, expected (3,): yaw, pitch, roll in radians"
+        )
+    bad = ~np.isfinite(array)
+    return np.where(bad, np.float32(0.0), array).astype(np.float32, copy=False), int(bad.sum())
+
+
 def name_tuple(names: Names) -> tuple[str, ...]:
     """A rig or a sequence of names -> a tuple of names."""
     return tuple(names.names) if isinstance(names, Rig) else tuple(names)
@@ -162,7 +179,8 @@ class UdpSink:
     """Shared body of the UDP sinks: resolve, connect a non-blocking socket, clean values, count faults.
 
     Subclasses set ``what`` and implement ``_prepare(names)`` (validate a new name list, called only when
-    the names change) and ``_encode(time_s, clean_values) -> bytes`` (one datagram per frame).
+    the names change) and ``_encode(time_s, clean_values, clean_head) -> bytes`` (one datagram per frame;
+    ``clean_head`` is None when the frame has no head).
     """
 
     what = "UDP output"
@@ -185,11 +203,12 @@ class UdpSink:
     def _prepare(self, names: tuple[str, ...]) -> None:
         raise NotImplementedError
 
-    def _encode(self, time_s: float, values: np.ndarray) -> bytes:
+    def _encode(self, time_s: float, values: np.ndarray, head: np.ndarray | None) -> bytes:
         raise NotImplementedError
 
-    def send(self, time_s: float, values: np.ndarray, names: Names) -> None:
-        """Send one frame: ``values`` (K,) weights for ``names`` (K names) at ``time_s`` seconds."""
+    def send(self, time_s: float, values: np.ndarray, names: Names, head: np.ndarray | None = None) -> None:
+        """Send one frame: ``values`` (K,) weights for ``names`` (K names) at ``time_s`` seconds, and the
+        head rotation (3,) in radians when given."""
         if self._sock is None:
             raise LiveOutputError(f"{self.where}: send() after close()")
         names = name_tuple(names)
@@ -197,9 +216,10 @@ class UdpSink:
             self._prepare(names)
             self._names = names
         clean, nan_count = sanitize(values, len(names), self.where)
+        clean_head, head_nan = sanitize_head(head, self.where)
         self.stats.frames += 1
-        self.stats.nan_values += nan_count
-        self._send_datagram(self._encode(float(time_s), clean))
+        self.stats.nan_values += nan_count + head_nan
+        self._send_datagram(self._encode(float(time_s), clean, clean_head))
 
     def _send_datagram(self, datagram: bytes) -> None:
         assert self._sock is not None

@@ -7,6 +7,8 @@ The frame rate is given, or inferred as the largest ``FF`` plus one, rounded up 
 The curves come out on a uniform grid at that rate starting at the first row (dropped frames are filled by
 linear interpolation); time zero is the first row's timecode. Rows more than ``MAX_GAP_S`` apart and rates
 above ``MAX_FPS`` are errors: the grid would otherwise grow without bound from a two-row file.
+``HeadYaw/HeadPitch/HeadRoll`` (radians), when present, come back in ``extra`` and together as
+``LiveLinkTake.head``, so a capture's head motion is kept (``runtime.head`` gives their signs).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from audio2blendshape.names import ARKIT_NAMES
+from audio2blendshape.runtime.head import CSV_HEAD_COLUMNS
 
 STANDARD_RATES: tuple[int, ...] = (24, 25, 30, 48, 50, 60, 72, 90, 100, 120, 240)
 COUNT_COLUMNS = ("blendshapecount",)  # ignored: the count is implied by the header
@@ -54,6 +57,15 @@ class LiveLinkTake:
     def duration(self) -> float:
         """Seconds covered by the frames (frames / fps)."""
         return self.curves.shape[0] / self.fps
+
+    @property
+    def head(self) -> np.ndarray | None:
+        """Head yaw, pitch, roll in radians, float32 ``(frames, 3)``; None unless all three columns exist."""
+        keys = {name.lower(): values for name, values in self.extra.items()}
+        columns = [keys.get(name.lower()) for name in CSV_HEAD_COLUMNS]
+        if any(c is None for c in columns):
+            return None
+        return np.stack([c for c in columns if c is not None], axis=1).astype(np.float32)
 
 
 def parse_timecode(text: str, fps: float | None, where: str) -> tuple[float, float]:

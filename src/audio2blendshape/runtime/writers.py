@@ -6,14 +6,20 @@ exists, and rows are formatted and written in blocks so hours of animation need 
 
 * ``csv``: exactly the layout of the Live Link Face iPhone app, which Unreal's and Blender's importers
   read unchanged: ``Timecode,BlendshapeCount,`` then the 52 PascalCase names in Live Link's order
-  (``JawRight`` before ``JawLeft``, ``MouthRight`` before ``MouthLeft``), then 9 head/eye rotation columns
-  (written as 0: the model predicts none). Rows are ``HH:MM:SS:FF.mmm,61,<61 values>``; frame ``k`` at
-  ``fps`` has timecode ``k // fps`` seconds and ``FF = k % fps`` (``.mmm``, the sub-frame, is 000). Only
-  ARKit rigs at an integer frame rate can be written this way.
-* ``json``: ``{"names": [...], "fps": F, "duration": D, "frames": [[K values], ...]}``, one frame a line.
+  (``JawRight`` before ``JawLeft``, ``MouthRight`` before ``MouthLeft``), then 9 head/eye rotation columns:
+  ``HeadYaw, HeadPitch, HeadRoll`` hold ``Animation.head`` (radians) when there is one, else 0, and the 6
+  eye rotations are 0 (eye motion is in the eyeLook shapes). Rows are ``HH:MM:SS:FF.mmm,61,<61 values>``;
+  frame ``k`` at ``fps`` has timecode ``k // fps`` seconds and ``FF = k % fps`` (``.mmm``, the sub-frame,
+  is 000). Only ARKit rigs at an integer frame rate can be written this way.
+* ``json``: ``{"names": [...], "fps": F, "duration": D, "frames": [[K values], ...]}``, one frame a line,
+  plus ``"head": [[yaw, pitch, roll], ...]`` (radians) after ``frames`` when the animation has a head.
 * ``npy``: the float32 ``(T, K)`` weights; the column names are the checkpoint's (ARKit order for ARKit).
+  A head goes to a sidecar ``<stem>.head.npy``, float32 ``(T, 3)`` (``runtime.head.read_npy_head``), so
+  the main file stays the plain array every reader expects; writing without a head removes a stale
+  sidecar of that name, which would otherwise pair an old head with new weights.
 
-CSV and JSON values are written with 6 decimals (1e-6 resolution, far below what a rig shows).
+CSV and JSON values are written with 6 decimals (1e-6 resolution, far below what a rig shows; for head
+angles 1e-6 rad). Without a head every file is byte for byte what it was before the head channel existed.
 """
 
 from __future__ import annotations
@@ -29,6 +35,13 @@ import numpy as np
 
 from audio2blendshape.atomic import atomic_write
 from audio2blendshape.names import ARKIT_NAMES, to_pascal
+from audio2blendshape.runtime.head import (
+    check_head,
+    format_head_rows,
+    head_from_rows,
+    read_npy_head,
+    sidecar_path,
+)
 
 # Live Link Face's column order: ARKit's, except that the app writes right before left for jaw and mouth.
 _SWAPS = {"jawLeft": "jawRight", "jawRight": "jawLeft", "mouthLeft": "mouthRight", "mouthRight": "mouthLeft"}
@@ -51,12 +64,21 @@ class WriterError(ValueError):
 
 @dataclass(frozen=True)
 class Animation:
-    """Blendshape weights on a uniform frame grid: frame ``k`` at ``k / fps`` seconds."""
+    """Blendshape weights on a uniform frame grid: frame ``k`` at ``k / fps`` seconds.
+
+    ``head`` (optional) is the head rotation per frame, float32 ``(T, 3)``: yaw, pitch, roll in radians, as
+    the Live Link Face app writes ``HeadYaw/HeadPitch/HeadRoll``. Axes are ARKit's face frame
+    (right-handed; x the character's own left, y up, z out of the face): yaw > 0 turns the head to the
+    character's own left, pitch > 0 nods it down (chin to chest), roll > 0 tilts it toward the character's
+    own right shoulder; the rotation is ``R_y(yaw) R_x(pitch) R_z(roll)`` from the rest pose. None (the
+    default) leaves every output exactly as without a head.
+    """
 
     names: tuple[str, ...]  # the K column names, the checkpoint's rig order
     fps: float  # frames per second
     weights: np.ndarray  # float32 (T, K), T = floor(duration * fps)
     duration: float  # seconds of audio animated
+    head: np.ndarray | None = None  # float32 (T, 3) yaw, pitch, roll in radians, or None
 
     def __post_init__(self) -> None:
         weights = np.asarray(self.weights)
@@ -68,6 +90,7 @@ class Animation:
             raise ValueError(f"Animation: fps must be a positive number, got {self.fps}")
         object.__setattr__(self, "names", tuple(self.names))
         object.__setattr__(self, "weights", np.ascontiguousarray(weights, dtype=np.float32))
+        object.__setattr__(self, "head", check_head(self.head, len(weights), "Animation"))
 
     @property
     def frames(self) -> int:
@@ -96,7 +119,11 @@ class ResultWriter:
         path = Path(path)
         self.check(animation, path)
         atomic_write(path, lambda handle: self.write_result(animation, handle))
+        self.write_sidecars(animation, path)
         return path
+
+    def write_sidecars(self, animation: Animation, path: Path) -> None:
+        """Files beside ``path`` that the format has no room for (none by default)."""
 
     def check(self, animation: Animation, path: Path) -> None:
         """Raise :class:`WriterError` naming ``path`` when ``animation`` cannot be written in this format."""
@@ -193,11 +220,18 @@ class CsvWriter(ResultWriter):
         fps = round(animation.fps)
         count = f",{LIVE_LINK_COUNT},".encode()
         tail = ("," + ",".join(["0.000000"] * len(LIVE_LINK_EXTRA)) + "\n").encode()
+        eyes = ("," + ",".join(["0.000000"] * (len(LIVE_LINK_EXTRA) - 3)) + "\n").encode()
         handle.write((LIVE_LINK_HEADER + "\n").encode())
         for first, block in _blocks(animation, columns):
+            rows = format_rows(block)
+            if animation.head is None:
+                tails = [tail] * len(rows)
+            else:
+                heads = format_head_rows(animation.head[first : first + len(rows)])
+                tails = [b"," + head + eyes for head in heads]
             lines = (
-                timecode(first + i, fps).encode() + count + row + tail
-                for i, row in enumerate(format_rows(block))
+                timecode(first + i, fps).encode() + count + row + end
+                for i, (row, end) in enumerate(zip(rows, tails, strict=True))
             )
             handle.write(b"".join(lines))
 
@@ -220,6 +254,12 @@ class JsonWriter(ResultWriter):
             rows = format_rows(block)
             lead = b"\n[" if first == 0 else b",\n["
             handle.write(lead + b"],\n[".join(rows) + b"]")
+        if animation.head is not None:
+            handle.write(b'\n], "head": [')
+            for first in range(0, animation.frames, BLOCK_ROWS):
+                rows = format_head_rows(animation.head[first : first + BLOCK_ROWS])
+                lead = b"\n[" if first == 0 else b",\n["
+                handle.write(lead + b"],\n[".join(rows) + b"]")
         handle.write(b"\n]}\n")
 
 
@@ -231,6 +271,28 @@ class NpyWriter(ResultWriter):
 
     def write_result(self, animation: Animation, handle: BinaryIO) -> None:
         np.save(handle, animation.weights, allow_pickle=False)
+
+    def write_sidecars(self, animation: Animation, path: Path) -> None:
+        side = sidecar_path(path)
+        head = animation.head
+        if head is None:
+            side.unlink(missing_ok=True)
+        else:
+            atomic_write(side, lambda handle: np.save(handle, head, allow_pickle=False))
+
+
+def read_npy_animation(path: str | Path, names: tuple[str, ...], fps: float) -> Animation:
+    """Read back a file written by :class:`NpyWriter` with its head sidecar, if any.
+
+    The ``.npy`` holds no names or rate, so the caller gives them (duration = frames / fps).
+    """
+    path = Path(path)
+    try:
+        weights = np.load(path, allow_pickle=False)
+        head = read_npy_head(path)
+        return Animation(tuple(names), fps, weights, len(weights) / fps, head=head)
+    except (OSError, ValueError) as error:
+        raise WriterError(f"{path}: not an animation .npy ({error})") from error
 
 
 WRITERS: dict[str, type[ResultWriter]] = {w.format: w for w in (CsvWriter, JsonWriter, NpyWriter)}
@@ -309,4 +371,5 @@ def _animation_from_json(data: object) -> Animation:
     duration = _number(data, "duration") if "duration" in data else len(weights) / fps
     if duration < 0:
         raise ValueError(f"'duration' is {duration:g}, negative")
-    return Animation(tuple(names), fps, weights, duration)
+    head = head_from_rows(data["head"], len(weights)) if data.get("head") is not None else None
+    return Animation(tuple(names), fps, weights, duration, head=head)
