@@ -1,4 +1,4 @@
-"""``animate AUDIO… [-o OUT] [--format csv|json|npy] [--fps 60] [--checkpoint P] [--no-idle]``.
+"""``animate AUDIO… [-o OUT] [--format csv|json|npy] [--fps 60] [--checkpoint P] [--no-idle] [--emotion …]``.
 
 Each AUDIO is a file or a directory (its audio files, not recursing). Outputs go next to each input with
 the format's suffix, or into ``-o``: a file when there is a single input file and ``-o`` has a suffix, a
@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from audio2blendshape.audio.decode import AudioError
+from audio2blendshape.cli.expression import add_expression_arguments, expression_controls, require_arkit
 from audio2blendshape.cli.help import COMMAND_HELP
 from audio2blendshape.runtime.backends import BACKENDS
 from audio2blendshape.runtime.frame_rate import check_fps
@@ -110,6 +111,7 @@ def run_jobs(args: argparse.Namespace) -> int:
     from audio2blendshape.runtime.animator import CHUNK_SECONDS, Animator
 
     jobs, fmt = plan_jobs([Path(p) for p in args.audio], args.output, args.format)
+    expression = expression_controls(args)
     fps = check_fps(args.fps)
     if fmt == "csv" and fps != round(fps):
         raise AnimateUsageError(f"--fps {fps:g}: Live Link Face CSV needs an integer frame rate")
@@ -120,13 +122,15 @@ def run_jobs(args: argparse.Namespace) -> int:
             f"{animator.source}: the checkpoint's rig has {len(animator.names)} shapes, not the 52 ARKit "
             "ones, so it cannot be written as Live Link Face CSV; use --format json or npy"
         )
+    if expression is not None:
+        require_arkit(animator.is_arkit, animator.source, len(animator.names))
     failed = 0
     for job in jobs:
         try:
             progress = job.audio.stat().st_size > LONG_AUDIO_BYTES
             animation = animator.animate(
                 job.audio, fps=fps, idle=args.idle, seed=args.seed,
-                chunk_seconds=args.chunk_seconds or CHUNK_SECONDS, progress=progress,
+                chunk_seconds=args.chunk_seconds or CHUNK_SECONDS, progress=progress, expression=expression,
             )  # fmt: skip
             animation.write(job.output, format=fmt)
         except (AudioError, WriterError, OSError) as error:
@@ -156,7 +160,7 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--checkpoint", help="a .safetensors checkpoint or .onnx export (default: bundled)")
     parser.add_argument("--no-idle", dest="idle", action="store_false",
                         help="no blinks or eye movement (added by default for ARKit rigs)")  # fmt: skip
-    parser.add_argument("--seed", type=int, default=0, help="seed of the blinks and eye movement")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the blinks, eye and head movement")
     parser.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:1 or auto")
     parser.add_argument("--backend", choices=BACKENDS, default="auto",
                         help="auto: onnxruntime for .onnx and the bundled model, "
@@ -164,4 +168,5 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--chunk-seconds", type=float,
                         help="audio seconds per chunk (default 20); bounds memory, not results")  # fmt: skip
     parser.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's choice)")
+    add_expression_arguments(parser)
     parser.set_defaults(func=run_jobs)

@@ -9,6 +9,8 @@ from typing import Any
 from audio2blendshape.cli.help import COMMAND_HELP
 from audio2blendshape.data.corpus import SPLITS
 from audio2blendshape.evaluation.evaluate import evaluate_dataset
+from audio2blendshape.expression.layers import ExpressionControls
+from audio2blendshape.expression.presets import EMOTIONS
 
 
 def register(subparsers: Any) -> None:
@@ -24,14 +26,31 @@ def register(subparsers: Any) -> None:
                         help="skip the baseline rows")
     parser.add_argument("--limit", type=int, metavar="N", help="score only the split's first N utterances")
     parser.add_argument("--speakers", metavar="A,B", help="only these speakers' utterances (comma list)")
+    parser.add_argument("--emotion", action="append", default=[], metavar="NAME=INTENSITY",
+                        help="also score each checkpoint with this emotion (repeatable; 'all': every "
+                        "built-in preset at full intensity)")
+    parser.add_argument("--articulation", type=float, metavar="X",
+                        help="also score with this articulation strength (0.5-1.5), with each --emotion")
     parser.set_defaults(func=_run)
     # fmt: on
+
+
+def _expressions(args: argparse.Namespace) -> list[tuple[str, ExpressionControls]]:
+    """(label, controls) per ``--emotion`` (``all``: every built-in preset at 1), with ``--articulation``."""
+    specs = [s for spec in args.emotion for s in ([f"{e}=1" for e in EMOTIONS] if spec == "all" else [spec])]
+    articulation = 1.0 if args.articulation is None else args.articulation
+    if not specs and args.articulation is not None:
+        return [(f"articulation {articulation:g}", ExpressionControls(articulation=articulation))]
+    suffix = f", articulation {articulation:g}" if args.articulation is not None else ""
+    return [(spec + suffix, ExpressionControls.build(spec, articulation=articulation)) for spec in specs]
 
 
 def _run(args: argparse.Namespace) -> int:
     paths = [None if c == "default" and not Path(c).exists() else c for c in args.checkpoints]
     speakers = [s.strip() for s in args.speakers.split(",") if s.strip()] if args.speakers else None
-    report = evaluate_dataset(paths, args.data, args.split, args.baselines, args.limit, speakers)
+    report = evaluate_dataset(
+        paths, args.data, args.split, args.baselines, args.limit, speakers, _expressions(args)
+    )
     print(report.table())
     if args.json is not None:
         report.write_json(args.json)

@@ -12,8 +12,11 @@ import sys
 from pathlib import Path
 
 from audio2blendshape.audio.chunks import file_chunks, mic_chunks
+from audio2blendshape.cli.expression import add_expression_arguments, expression_controls, require_arkit
 from audio2blendshape.cli.help import COMMAND_HELP
+from audio2blendshape.expression.layers import ExpressionControls
 from audio2blendshape.live.session import COMPUTE_MARGIN_S, FrameSender, stream_audio
+from audio2blendshape.names import ARKIT_NAMES
 from audio2blendshape.runtime.backends import BACKENDS, load_stream_model
 from audio2blendshape.runtime.streamer import Streamer
 
@@ -47,7 +50,7 @@ def _add_stream(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--fps", type=float, default=60.0, help="output frames per second")
     parser.add_argument("--chunk-ms", type=float, default=20.0, help="audio per push, 10-100 ms")
     parser.add_argument("--no-idle", dest="idle", action="store_false", help="no blinks or gaze")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the idle layer")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the idle layer and head motion")
     parser.add_argument("--resample-quality", choices=("HQ", "MQ", "LQ", "QQ"), default="HQ",
                         help="soxr quality off 16 kHz: HQ equals offline, LQ/QQ buffer less")  # fmt: skip
     parser.add_argument("--mic-rate", type=int, default=16_000, help="microphone sample rate in Hz")
@@ -55,6 +58,9 @@ def _add_stream(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--seconds", type=float, help="stop after this much audio (default: the end / Ctrl-C)"
     )
+    parser.add_argument("--osc-in", type=int, metavar="PORT",
+                        help="take live emotion changes as OSC /a2b/emotion on 127.0.0.1:PORT")  # fmt: skip
+    add_expression_arguments(parser)
     parser.set_defaults(func=run_stream_command)
 
 
@@ -88,7 +94,19 @@ def run_export_command(args: argparse.Namespace) -> int:
     return 0
 
 
+def _expression(args: argparse.Namespace, names: tuple[str, ...], source: str) -> ExpressionControls | None:
+    """The stream's expression controls: as asked, or neutral ones (so WebSocket and OSC commands can
+    change the emotion live) for an ARKit rig; None for another rig, which refuses the options."""
+    controls = expression_controls(args)
+    keys = {n.lower() for n in names}
+    arkit = len(names) == len(ARKIT_NAMES) and keys == {n.lower() for n in ARKIT_NAMES}
+    if controls is not None or args.osc_in is not None:
+        require_arkit(arkit, source, len(names))
+    return controls if controls is not None else ExpressionControls() if arkit else None
+
+
 def run_stream_command(args: argparse.Namespace) -> int:
+    from audio2blendshape.live.control import ExpressionCommands, OscControl
     from audio2blendshape.live.outputs import open_live_outputs
 
     if not 10.0 <= args.chunk_ms <= 100.0:
@@ -99,10 +117,19 @@ def run_stream_command(args: argparse.Namespace) -> int:
     model = load_stream_model(args.checkpoint, args.backend, args.threads)
     file_source = None if args.mic else file_chunks(args.input, args.chunk_ms)
     rate = args.mic_rate if file_source is None else file_source[0]
-    streamer = Streamer(model, rate, args.fps, args.idle, args.seed, resample_quality=args.resample_quality)
+    expression = _expression(args, tuple(model.names), args.checkpoint or "the bundled model")
+    streamer = Streamer(model, rate, args.fps, args.idle, args.seed, resample_quality=args.resample_quality,
+                        expression=expression)  # fmt: skip
+    commands = ExpressionCommands(streamer) if expression is not None else None
     realtime = args.realtime or args.mic
     latency = streamer.latency(args.chunk_ms / 1000).total_s + COMPUTE_MARGIN_S if realtime else None
-    with open_live_outputs(args.vmc, args.livelink, websocket, fps=args.fps) as outputs:
+    on_message = commands.handle_json if commands is not None else None
+    with contextlib.ExitStack() as stack:
+        outputs = stack.enter_context(
+            open_live_outputs(args.vmc, args.livelink, websocket, fps=args.fps, on_message=on_message)
+        )
+        if commands is not None and args.osc_in is not None:
+            stack.enter_context(OscControl(commands, args.osc_in))
         sender = FrameSender(outputs, streamer.names, latency)
         if file_source is None:
             chunks = mic_chunks(rate, args.chunk_ms, args.mic_device, sender.send_due)

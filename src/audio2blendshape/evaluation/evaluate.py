@@ -30,6 +30,7 @@ from audio2blendshape.audio.constants import HOP_LENGTH, SAMPLE_RATE
 from audio2blendshape.data.corpus import MANIFEST_FILE, SPLITS, CorpusError, resample_curves
 from audio2blendshape.data.visemes import mouth_openness
 from audio2blendshape.evaluation.baselines import Animate, baseline_rows, load_label_curves, train_statistics
+from audio2blendshape.expression.layers import ExpressionControls
 from audio2blendshape.names import Rig
 
 log = logging.getLogger(__name__)
@@ -262,17 +263,34 @@ def _score(root: Path, split: str, named: list[tuple[str, str, Animate]], baseli
 # ---------------------------------------------------------------------------------------------- entry points
 
 
-def _checkpoint_row(path: str | Path | None) -> tuple[str, str, Animate]:
-    """A row for a checkpoint file (None: the bundled default), run through ``Animator``."""
+def _checkpoint_rows(
+    path: str | Path | None, expressions: Sequence[tuple[str, ExpressionControls]] = ()
+) -> list[tuple[str, str, Animate]]:
+    """Rows for a checkpoint file (None: the bundled default), run through ``Animator``: the plain one,
+    then one per (label, controls) of ``expressions``, sharing one model pass per utterance."""
     from audio2blendshape.runtime.animator import Animator
 
     animator = Animator.load(path)
+    name = "default (bundled)" if path is None else str(path)
+    last: list[Any] = [None, None]  # (audio, plain weights): every row of an utterance gets the same array
 
-    def animate(audio: np.ndarray) -> tuple[np.ndarray, Sequence[str]]:
-        animation = animator.animate(audio, fps=FPS, idle=False, seed=0)
-        return animation.weights, tuple(animation.names)
+    def plain(audio: np.ndarray) -> np.ndarray:
+        if last[0] is not audio:
+            last[:] = [audio, animator.animate(audio, fps=FPS, idle=False, seed=0).weights]
+        return np.array(last[1])
 
-    return ("default (bundled)" if path is None else str(path)), "checkpoint", animate
+    def row(controls: ExpressionControls | None) -> Animate:
+        def animate(audio: np.ndarray) -> tuple[np.ndarray, Sequence[str]]:
+            weights = plain(audio)
+            if controls is not None:
+                weights, _ = animator.express(weights, audio, SAMPLE_RATE, FPS, 0, controls)
+            return weights, animator.names
+
+        return animate
+
+    rows = [(name, "checkpoint", row(None))]
+    rows += [(f"{name} + {label}", "checkpoint", row(controls)) for label, controls in expressions]
+    return rows
 
 
 def evaluate_dataset(
@@ -282,13 +300,16 @@ def evaluate_dataset(
     baselines: bool = True,
     max_utterances: int | None = None,
     speakers: Sequence[str] | None = None,
+    expressions: Sequence[tuple[str, ExpressionControls]] = (),
 ) -> EvaluationReport:
     """Score checkpoints (None: the bundled default) on ``split`` of a dataset, with oracle and baselines.
 
     ``max_utterances`` keeps the first N utterances of the split (manifest order, sorted by id);
     ``speakers`` only those speakers' utterances (a source of a mixed test set, reported on its own).
+    ``expressions``: (label, controls) pairs; each checkpoint gets one more row per pair, animated with
+    that expression layer (``docs/expression.md``), from the same model pass as its plain row.
     """
-    rows = [_checkpoint_row(path) for path in checkpoints]
+    rows = [row for path in checkpoints for row in _checkpoint_rows(path, expressions)]
     return _score(Path(dataset_dir), split, rows, baselines, max_utterances, speakers)
 
 

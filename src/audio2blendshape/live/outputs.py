@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -18,10 +18,13 @@ class LiveOutputs:
     def __init__(self, sinks: Sequence[Sink]) -> None:
         self.sinks = list(sinks)
 
-    def send(self, time_s: float, values: np.ndarray, names: Names) -> None:
-        """One frame (values (K,) for K names at ``time_s`` s) to every sink, in the order given."""
+    def send(self, time_s: float, values: np.ndarray, names: Names, head: np.ndarray | None = None) -> None:
+        """One frame (values (K,) for K names at ``time_s`` s, head (3,) radians or None) to every sink."""
         for sink in self.sinks:
-            sink.send(time_s, values, names)
+            if head is None:  # sinks written before the head channel keep working
+                sink.send(time_s, values, names)
+            else:
+                sink.send(time_s, values, names, head)
 
     def stats(self) -> dict[str, SinkStats]:
         """Counters per sink, keyed by the sink's description (e.g. ``"VMC output to 127.0.0.1:39539"``)."""
@@ -52,8 +55,12 @@ def open_live_outputs(
     websocket: str | None = None,
     livelink_subject: str = "audio2blendshape",
     fps: float = 60.0,
+    on_message: Callable[[str | bytes], str | None] | None = None,
 ) -> LiveOutputs:
-    """Build the sinks named by ``"HOST:PORT"`` strings (None = off); all are closed if one fails."""
+    """Build the sinks named by ``"HOST:PORT"`` strings (None = off); all are closed if one fails.
+
+    ``on_message`` answers what WebSocket clients send (``live.control.ExpressionCommands.handle_json``).
+    """
     outputs = LiveOutputs([])
     try:
         if vmc:
@@ -61,7 +68,7 @@ def open_live_outputs(
         if livelink:
             outputs.sinks.append(LiveLinkSender(livelink, subject=livelink_subject, fps=fps))
         if websocket:
-            outputs.sinks.append(WebSocketServer(websocket))
+            outputs.sinks.append(WebSocketServer(websocket, on_message=on_message))
     except BaseException:
         outputs.close()
         raise

@@ -7,7 +7,10 @@ One message per frame::
 ``time`` is the frame's timestamp in seconds, ``frame`` counts the frames given to ``send`` from 0 (a gap
 tells a client it lost frames), ``values`` are the weights, rounded to 5 decimals, in the order of
 ``names``. ``names`` (a list of strings) is added to the first message each client receives and again
-whenever the rig changes, so a client learns the columns once. Any rig is accepted.
+whenever the rig changes, so a client learns the columns once. Any rig is accepted. A frame with a head
+rotation adds ``"head": [yaw, pitch, roll]`` (radians, 5 decimals; yaw > 0 turns the head to the
+character's own left, pitch > 0 nods down, roll > 0 tilts toward the character's right shoulder, as in
+``runtime.writers.Animation``); frames without one have no ``head`` key.
 
 The server runs in a background thread with its own asyncio loop. ``send`` (from the caller's thread) only
 encodes the message and hands it to that loop; it never waits for a client. Each client has a queue of at
@@ -31,6 +34,7 @@ import math
 import socket
 import threading
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -44,6 +48,7 @@ from audio2blendshape.live.sink import (
     name_tuple,
     resolve_address,
     sanitize,
+    sanitize_head,
 )
 
 log = logging.getLogger(__name__)
@@ -51,8 +56,8 @@ log = logging.getLogger(__name__)
 WEBSOCKET_PORT = 8765
 _START_TIMEOUT_S = 10.0  # binding is instant; this only guards against a thread that never reports
 _STOP_TIMEOUT_S = 3.0  # closing clients that do not answer the close handshake gives up after this
-# Clients have nothing to say, so a message bigger than this closes that client (code 1009) instead of
-# letting each of them make the server buffer the library's default of 1 MiB per message.
+# Clients send only short commands, so a message bigger than this closes that client (code 1009) instead
+# of letting each of them make the server buffer the library's default of 1 MiB per message.
 CLIENT_MESSAGE_MAX_BYTES = 64 * 1024
 
 
@@ -87,12 +92,15 @@ class WebSocketServer:
 
     what = "WebSocket output"
 
-    def __init__(self, address: str, max_queue: int = 16) -> None:
+    def __init__(
+        self, address: str, max_queue: int = 16, on_message: Callable[[str | bytes], str | None] | None = None
+    ) -> None:
         if max_queue < 1:
             raise LiveOutputError(f"{self.what}: max_queue must be at least 1, got {max_queue}")
         self.address = resolve_address(address, self.what, socket.SOCK_STREAM, allow_port_zero=True)
         self.where = f"{self.what} on {self.address.spec}"
         self.max_queue = max_queue
+        self.on_message = on_message  # a client's message -> a reply (or None); e.g. live.control commands
         self.stats = SinkStats()
         self.port = self.address.port  # the bound port once started (differs when asked for port 0)
         self._clients: set[_Client] = set()
@@ -125,8 +133,9 @@ class WebSocketServer:
         """Clients connected now."""
         return len(self._clients)
 
-    def send(self, time_s: float, values: np.ndarray, names: Names) -> None:
-        """Queue one frame (values (K,) for K names at ``time_s`` s) for every client; never blocks."""
+    def send(self, time_s: float, values: np.ndarray, names: Names, head: np.ndarray | None = None) -> None:
+        """Queue one frame (values (K,) for K names at ``time_s`` s, head (3,) radians or None) for every
+        client; never blocks."""
         if self._closed:
             raise LiveOutputError(f"{self.where}: send() after close()")
         if not math.isfinite(time_s):
@@ -137,8 +146,11 @@ class WebSocketServer:
         clean, nan_count = sanitize(values, len(names), self.where)
         values_json = json.dumps(np.round(clean.astype(np.float64), 5).tolist())
         body = f'"time":{round(float(time_s), 6)!r},"frame":{self.stats.frames},"values":{values_json}'
+        clean_head, head_nan = sanitize_head(head, self.where)
+        if clean_head is not None:
+            body += ',"head":' + json.dumps(np.round(clean_head.astype(np.float64), 5).tolist())
         self.stats.frames += 1
-        self.stats.nan_values += nan_count
+        self.stats.nan_values += nan_count + head_nan
         try:
             self._loop.call_soon_threadsafe(self._broadcast, _Message(names, self._names_json, body))
         except RuntimeError as error:  # the loop is closed: the server thread ended
@@ -211,9 +223,11 @@ class WebSocketServer:
         self._clients.add(client)
         writer = asyncio.create_task(self._write(client))
         try:
-            # Clients have nothing to say; reading keeps pings and the close handshake flowing.
-            async for _ in connection:
-                pass
+            # Reading keeps pings and the close handshake flowing; messages are commands (live.control).
+            async for message in connection:
+                reply = self.on_message(message) if self.on_message is not None else None
+                if reply is not None:
+                    await connection.send(reply)
         except ConnectionClosed:
             pass
         finally:
