@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile
+import soxr
 import torch
 from conftest import deadline
 from hypothesis import HealthCheck, given, settings
@@ -14,6 +15,7 @@ from hypothesis import strategies as st
 
 from audio2blendshape.audio.constants import FRAMES_PER_SECOND, N_FFT, N_MELS, SAMPLE_RATE
 from audio2blendshape.audio.decode import AudioError, load_audio, require_signal
+from audio2blendshape.audio.mel import log_mel
 from audio2blendshape.audio.sample_stream import open_stream
 from audio2blendshape.models.features import log_mel_spectrogram, mel_filters
 
@@ -55,6 +57,34 @@ def test_compressed_formats_load(tmp_path: Path, fmt: str):
     path = tmp_path / f"a.{fmt.lower()}"
     soundfile.write(path, _tone(440, 1.0), SAMPLE_RATE, format=fmt)
     assert abs(len(load_audio(path)) - SAMPLE_RATE) < 2000  # MP3 adds encoder padding
+
+
+@pytest.mark.parametrize("rate", [44_100, 48_000])
+def test_native_rate_features_match_the_resampled_ones(rate: int) -> None:
+    # Speech-like content below 8 kHz plus a wideband noise floor that reaches past it, as a microphone gives.
+    rng = np.random.default_rng(1)
+    t = np.arange(2 * rate) / rate
+    tones = sum(
+        np.sin(2 * np.pi * f * t * (1 + 0.2 * t)) / (k + 1) for k, f in enumerate([180, 900, 2500, 6900])
+    )
+    audio = (0.1 * tones * (np.sin(2 * np.pi * 3 * t) > 0) + 0.003 * rng.standard_normal(len(t))).astype(
+        np.float32
+    )
+    native = log_mel(audio, rate)
+    resampled = log_mel(soxr.resample(audio, rate, SAMPLE_RATE, quality="HQ").astype(np.float32))
+    assert native.shape == resampled.shape == (200, N_MELS)
+    difference = np.abs(native - resampled)
+    assert difference.mean() < 0.002  # speech spans about 1.5 units
+    assert difference[:, -1].mean() < 0.02  # the top band, where the resampler rolls off, included
+
+
+def test_a_48k_file_streams_at_its_own_rate(tmp_path: Path) -> None:
+    path = tmp_path / "mic.wav"
+    soundfile.write(path, np.zeros(48_000, np.float32), 48_000)
+    stream = open_stream(path, SAMPLE_RATE)
+    assert stream.spec.rate == 48_000 and stream.spec.hop == 480 and stream.spec.n_fft == 1200
+    assert len(stream.take(0, 10**9)) == 48_000
+    assert open_stream(np.zeros(22_050, np.float32), 22_050).spec.rate == SAMPLE_RATE  # 220.5-sample hops
 
 
 def test_tone_energy_lands_in_the_right_mel_bin():

@@ -18,7 +18,7 @@ import audio2blendshape.cli.animate as animate_cli
 import audio2blendshape.runtime.animator as animator
 from audio2blendshape.audio.decode import AudioError, load_audio
 from audio2blendshape.audio.mel import log_mel
-from audio2blendshape.audio.sample_stream import open_stream
+from audio2blendshape.audio.sample_stream import feature_rate, open_stream
 from audio2blendshape.models.frame import FrameModel
 from audio2blendshape.names import ARKIT_NAMES
 from audio2blendshape.runtime.animator import Animator, chunk_features, silence_features
@@ -61,8 +61,11 @@ def speech() -> np.ndarray:
 
 
 def _features(audio: np.ndarray | Path) -> np.ndarray:
-    """Whole-clip features in one pass: ``(T, 80)``."""
-    return log_mel(load_audio(audio) if isinstance(audio, Path) else audio)
+    """Whole-clip features in one pass, ``(T, 80)``; a file at the rate it is featurised at."""
+    if not isinstance(audio, Path):
+        return log_mel(audio)
+    rate = feature_rate(soundfile.info(str(audio)).samplerate)
+    return log_mel(load_audio(audio, rate), rate)
 
 
 def _single_pass(animator_: Animator, audio: np.ndarray | Path) -> np.ndarray:

@@ -135,9 +135,31 @@ def test_frames_come_out_as_soon_as_their_audio_has_arrived(speech: np.ndarray) 
 
 
 def test_latency_counts_the_resampler() -> None:
-    latency = Streamer(TorchFrameModel(tiny_model(), ARKIT_NAMES), sample_rate=48_000).latency(0.02)
+    latency = Streamer(TorchFrameModel(tiny_model(), ARKIT_NAMES), sample_rate=22_050).latency(0.02)
     assert 0.0 < latency.resampler_s < 0.06
     assert latency.total_s == pytest.approx(0.0575 + 0.02 + 0.02 + latency.resampler_s)
+
+
+@pytest.mark.parametrize("rate", [44_100, 48_000])
+def test_native_rates_need_no_resampler(rate: int) -> None:
+    # 44.1/48 kHz are featurised at their own rate: no soxr buffering, the same look-ahead as 16 kHz.
+    latency = Streamer(TorchFrameModel(tiny_model(), ARKIT_NAMES), sample_rate=rate).latency(0.01)
+    assert latency.resampler_s == 0.0
+    assert latency.lookahead_s == pytest.approx(0.0575, abs=1e-4)  # 44.1 kHz's window is 1102 samples
+    assert latency.total_s == pytest.approx(0.0575 + 0.02 + 0.01, abs=1e-4)
+
+
+@pytest.mark.parametrize("rate", [44_100, 48_000])
+def test_native_rate_stream_equals_offline(speech: np.ndarray, rate: int) -> None:
+    model = TorchFrameModel(tiny_model(), ARKIT_NAMES)
+    audio = soxr.resample(speech[:32_000], 16_000, rate).astype(np.float32)
+    offline = Animator(model).animate(audio, sample_rate=rate, chunk_seconds=0.7)
+    streamer = Streamer(model, sample_rate=rate)
+    chunk = rate // 100
+    parts = [streamer.push(audio[i : i + chunk]) for i in range(0, len(audio), chunk)] + [streamer.flush()]
+    streamed = np.concatenate([p.weights for p in parts])
+    assert streamed.shape == offline.weights.shape
+    np.testing.assert_allclose(streamed, offline.weights, atol=1e-4)
 
 
 def test_faults_keep_the_timing(speech: np.ndarray, caplog: pytest.LogCaptureFixture) -> None:

@@ -1,4 +1,7 @@
-"""16 kHz mono samples for chunked processing: decoded from a file block by block, or held in memory.
+"""Mono samples for chunked processing: decoded from a file block by block, or held in memory.
+
+The samples are at 16 kHz, or at the source's own rate where that rate is featurised natively
+(``audio.mel.featurised_natively``: 44.1 and 48 kHz among others); ``stream.spec`` says which.
 
 A :class:`SampleStream` serves sample ranges to a chunked consumer that moves forward: ``take(start,
 stop)`` decodes as far as needed, ``discard(before)`` drops what no later chunk needs, and ``total`` becomes
@@ -29,16 +32,23 @@ from audio2blendshape.audio.decode import (
     open_sound_file,
     prepare_waveform,
 )
+from audio2blendshape.audio.mel import MelSpec, featurised_natively, mel_spec
 
 BLOCK_SECONDS = 10.0  # audio decoded per read
 _EMPTY = np.zeros(0, dtype=np.float32)
 
 
-class SampleStream:
-    """16 kHz mono float32 samples, produced block by block and kept only from the last ``discard`` on."""
+def feature_rate(rate: int) -> int:
+    """The rate audio at ``rate`` Hz is featurised at: its own where that works, else 16 kHz."""
+    return rate if featurised_natively(rate) else SAMPLE_RATE
 
-    def __init__(self, source: str, expected_samples: int | None) -> None:
+
+class SampleStream:
+    """Mono float32 samples at ``spec.rate``, made block by block, kept only from the last ``discard`` on."""
+
+    def __init__(self, source: str, expected_samples: int | None, rate: int = SAMPLE_RATE) -> None:
         self.source = source  # the file (or "array") named in messages
+        self.spec: MelSpec = mel_spec(rate)  # the samples' rate and how frames are cut from them
         self.expected_samples = expected_samples  # a guess for progress bars; None when unknown
         self.total: int | None = None  # the sample count, known once the end has been read
         self._buffer = np.zeros(0, dtype=np.float32)
@@ -85,8 +95,9 @@ class ArrayStream(SampleStream):
     def __init__(self, audio: np.ndarray | Any, sample_rate: int) -> None:
         if hasattr(audio, "detach"):  # a torch tensor, maybe on a GPU; torch itself is never imported here
             audio = audio.detach().cpu().numpy()
-        samples = prepare_waveform(np.asarray(audio), sample_rate)
-        super().__init__("array", len(samples))
+        rate = feature_rate(sample_rate) if isinstance(sample_rate, (int, np.integer)) else SAMPLE_RATE
+        samples = prepare_waveform(np.asarray(audio), sample_rate, sample_rate=rate)
+        super().__init__("array", len(samples), rate)
         self._buffer, self.total = samples, len(samples)
 
     def _next_block(self) -> np.ndarray | None:
@@ -129,13 +140,14 @@ def _ffmpeg_blocks(path: Path, block: int) -> Generator[np.ndarray, None, None]:
 
 
 class FileStream(SampleStream):
-    """An audio file decoded block by block, downmixed and resampled to 16 kHz as ``load_audio`` does."""
+    """An audio file decoded block by block, downmixed and (unless featurised natively) resampled to 16 kHz
+    as ``load_audio`` does."""
 
     def __init__(self, path: str | Path) -> None:
         path = check_audio_file(path)
         file = open_sound_file(path, "animating")
-        rate = file.samplerate
-        super().__init__(str(path), file.frames * SAMPLE_RATE // rate if file.frames > 0 else None)
+        rate, target = file.samplerate, feature_rate(file.samplerate)
+        super().__init__(str(path), file.frames * target // rate if file.frames > 0 else None, target)
         # A header may claim up to 1024 channels: bound the block by samples x channels, not seconds alone.
         block = max(1, min(round(BLOCK_SECONDS * rate), READ_VALUES // 16 // file.channels))
         self._rate, self._read, self._done = rate, 0, False
@@ -147,7 +159,7 @@ class FileStream(SampleStream):
             self._blocks = _libsndfile_blocks(file, block)
         # Streaming soxr gives the same samples as the one-shot soxr.resample of load_audio.
         self._resampler = (
-            None if rate == SAMPLE_RATE else soxr.ResampleStream(rate, SAMPLE_RATE, 1, "float32", "HQ")
+            None if rate == target else soxr.ResampleStream(rate, SAMPLE_RATE, 1, "float32", "HQ")
         )
 
     def _next_block(self) -> np.ndarray | None:

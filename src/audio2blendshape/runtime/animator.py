@@ -7,8 +7,10 @@ Audio is decoded, featurised and run through the model in overlapping chunks, so
   streaming soxr resampler (the samples ``audio.load_audio`` gives); only those the current chunk needs are
   kept.
 * Features: mel frame ``i`` depends on samples ``[160 i - 200, 160 i + 200)``. A chunk's frames are computed
-  from its samples plus ``FEATURE_MARGIN`` = 320 samples on each side (clipped at the file's ends, where the
-  whole-file STFT pads with zeros as well), so chunked features equal whole-file features.
+  from its samples plus a margin of two hops (320 samples) on each side (clipped at the file's ends, where the
+  whole-file STFT pads with zeros as well), so chunked features equal whole-file features. Audio at 44.1 or
+  48 kHz is not resampled but featurised at its own rate (``audio.mel.mel_spec``): the same frames in that
+  rate's samples (hop 441 or 480), which is what the ``Streamer`` does at those rates too.
 * FrameModel: output steps ``[a, b)`` are computed from input steps ``[a - context_steps, b +
   lookahead_steps)``; the model starts its convolutions from zeros and masks its attention outside the
   input, so every kept step sees exactly what it sees in one pass.
@@ -16,8 +18,8 @@ Audio is decoded, featurised and run through the model in overlapping chunks, so
   every ``hop`` mel frames (and at the last frame), each from the 300 frames centred on it, the features
   padded at both ends with the log-mel of silence; chunks carry 150 frames of margin each side.
 
-Poses are then resampled to ``fps`` (see ``resample.py``) and, for ARKit rigs, the idle layer adds
-blinks and gaze.
+Poses are then resampled to ``fps`` (see ``resample.py``) and, for ARKit rigs, the expression layer
+(``expression/``, when asked for) directs the performance and the idle layer adds blinks and gaze.
 """
 
 from __future__ import annotations
@@ -31,10 +33,11 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from audio2blendshape.audio.constants import HOP_LENGTH, SAMPLE_RATE, WINDOW_FRAMES
+from audio2blendshape.audio.constants import FRAMES_PER_SECOND, HOP_LENGTH, SAMPLE_RATE, WINDOW_FRAMES
 from audio2blendshape.audio.decode import AudioError, AudioInput
 from audio2blendshape.audio.mel import log_mel
 from audio2blendshape.audio.sample_stream import SampleStream, open_stream
+from audio2blendshape.expression.layers import ExpressionControls, ExpressionLayer
 from audio2blendshape.names import ARKIT_NAMES
 from audio2blendshape.runtime.backends import PoseModel, load_pose_model, wrap_module
 from audio2blendshape.runtime.frame_rate import check_fps, resample
@@ -43,12 +46,13 @@ from audio2blendshape.runtime.writers import Animation
 
 log = logging.getLogger(__name__)
 
-# Samples read beyond a chunk's frames on each side: at least the 200 a frame reaches, in whole hops.
-FEATURE_MARGIN = 2 * HOP_LENGTH
+# Hops read beyond a chunk's frames on each side: more than the half window a frame reaches.
+MARGIN_HOPS = 2
 CHUNK_SECONDS = 20.0  # audio per chunk by default: overlaps cost ~2 %, temporaries ~60 MB
 SIMPLIFIED_HOP = 4  # mel frames between SimplifiedModel poses (25 poses/s, interpolated)
 SIMPLIFIED_BATCH = 32  # windows per SimplifiedModel forward pass
-IDLE_BLOCK_FRAMES = 65_536  # frames given to the idle layer at a time
+IDLE_BLOCK_FRAMES = 65_536  # frames given to the idle and expression layers at a time
+PROSODY_BLOCK_SAMPLES = 480_000  # samples read at a time for the expression layer's prosody
 MAX_INITIAL_ROWS = 200_000  # poses reserved up front at most (over an hour of FrameModel steps)
 
 Poses = tuple[np.ndarray, np.ndarray]  # (times (S,) float64 seconds, values (S, K) float32)
@@ -84,11 +88,12 @@ def chunk_features(stream: SampleStream, first: int, stop: int) -> np.ndarray:
     """Whole-file log-mel frames ``[first, stop)`` from the samples around them: ``(stop - first, 80)``.
 
     ``stop`` must not exceed the file's frame count; the stream must still hold samples from
-    ``first * 160 - FEATURE_MARGIN`` on.
+    ``(first - MARGIN_HOPS) * hop`` on.
     """
-    start = max(0, first * HOP_LENGTH - FEATURE_MARGIN)
-    mel = log_mel(stream.take(start, stop * HOP_LENGTH + FEATURE_MARGIN))
-    offset = (first * HOP_LENGTH - start) // HOP_LENGTH
+    hop = stream.spec.hop
+    start = max(0, (first - MARGIN_HOPS) * hop)
+    mel = log_mel(stream.take(start, (stop + MARGIN_HOPS) * hop), stream.spec.rate)
+    offset = (first * hop - start) // hop
     return mel[offset : offset + stop - first]
 
 
@@ -100,7 +105,7 @@ def silence_features() -> np.ndarray:
 def _known_frames(stream: SampleStream, wanted_samples: int) -> int | None:
     """Read up to ``wanted_samples``; the file's total mel frames if it ended before them, else None."""
     stream.fill(wanted_samples)
-    return stream.total // HOP_LENGTH if stream.total is not None else None
+    return stream.total // stream.spec.hop if stream.total is not None else None
 
 
 def frame_model_poses(
@@ -112,21 +117,22 @@ def frame_model_poses(
     ``tick(samples)`` is called as audio is consumed.
     """
     stack, context, ahead = model.stack, model.context_steps, model.lookahead_steps
-    rows = PoseRows((stream.expected_samples or 0) // (stack * HOP_LENGTH) + 1, model.num_shapes)
+    hop = stream.spec.hop
+    rows = PoseRows((stream.expected_samples or 0) // (stack * hop) + 1, model.num_shapes)
     begin = 0
     while True:
         end, low, high = begin + chunk_steps, max(0, begin - context), begin + chunk_steps + ahead
-        frames = _known_frames(stream, stack * high * HOP_LENGTH + FEATURE_MARGIN)
+        frames = _known_frames(stream, (stack * high + MARGIN_HOPS) * hop)
         if frames is not None:  # the file ends within this chunk's reach: clip to its last step
             steps = frames // stack
             end, high = min(end, steps), min(high, steps)
         if end > begin:
             mel = chunk_features(stream, stack * low, stack * high)
             rows.append(model(mel[None])[0, begin - low : end - low])
-            tick(stack * (end - begin) * HOP_LENGTH)
+            tick(stack * (end - begin) * hop)
         if frames is not None and end >= frames // stack:
             break
-        stream.discard(stack * (end - context) * HOP_LENGTH - FEATURE_MARGIN)
+        stream.discard((stack * (end - context) - MARGIN_HOPS) * hop)
         begin = end
     if not rows.size:
         raise _too_short(stream, stack)
@@ -135,7 +141,8 @@ def frame_model_poses(
 
 def _too_short(stream: SampleStream, frames: int) -> AudioError:
     return AudioError(
-        f"{stream.source}: {stream.total} samples ({(stream.total or 0) / SAMPLE_RATE * 1000:.1f} ms) are "
+        f"{stream.source}: {stream.total} samples "
+        f"({(stream.total or 0) / stream.spec.rate * 1000:.1f} ms) are "
         f"too short to animate; the model needs at least {frames} frames of 10 ms"
     )
 
@@ -179,12 +186,13 @@ def simplified_poses(
     half = WINDOW_FRAMES // 2
     silence = silence_features()
     chunk_frames = max(hop, chunk_frames - chunk_frames % hop)
-    rows = PoseRows((stream.expected_samples or 0) // (hop * HOP_LENGTH) + 2, model.num_shapes)
+    samples_per_frame = stream.spec.hop
+    rows = PoseRows((stream.expected_samples or 0) // (hop * samples_per_frame) + 2, model.num_shapes)
     done: list[int] = []
     begin = 0
     while True:
         end = begin + chunk_frames
-        frames = _known_frames(stream, (end + half) * HOP_LENGTH + FEATURE_MARGIN)
+        frames = _known_frames(stream, (end + half + MARGIN_HOPS) * samples_per_frame)
         if frames is not None:
             end = min(end, frames)
         centres = list(range(begin, end, hop))
@@ -193,14 +201,14 @@ def simplified_poses(
         if centres:
             rows.append(_window_poses(model, stream, centres, frames, silence))
             done += centres
-            tick((end - begin) * HOP_LENGTH)
+            tick((end - begin) * samples_per_frame)
         if frames is not None and end >= frames:
             break
-        stream.discard((end - half) * HOP_LENGTH - FEATURE_MARGIN)
+        stream.discard((end - half - MARGIN_HOPS) * samples_per_frame)
         begin = end
     if not rows.size:
         raise _too_short(stream, 1)
-    return np.asarray(done, dtype=np.float64) / (SAMPLE_RATE / HOP_LENGTH), rows.array()
+    return np.asarray(done, dtype=np.float64) / FRAMES_PER_SECOND, rows.array()
 
 
 class Animator:
@@ -265,15 +273,15 @@ class Animator:
         if not chunk_seconds > 0:
             raise ValueError(f"chunk_seconds must be positive, got {chunk_seconds}")
         stream = open_stream(audio, sample_rate)
-        chunk_frames = max(2, round(chunk_seconds * SAMPLE_RATE / HOP_LENGTH))
-        with contextlib.closing(stream), _progress(progress, stream.expected_samples, stream.source) as tick:
+        chunk_frames = max(2, round(chunk_seconds * FRAMES_PER_SECOND))
+        with contextlib.closing(stream), _progress(progress, stream) as tick:
             if self.model.kind == "frame":
                 chunk_steps = max(1, chunk_frames // self.model.stack)  # type: ignore[attr-defined]
                 times, values = frame_model_poses(self.model, stream, chunk_steps, tick)
             else:
                 times, values = simplified_poses(self.model, stream, chunk_frames, tick)
         assert stream.total is not None
-        return times, values, stream.total / SAMPLE_RATE
+        return times, values, stream.total / stream.spec.rate
 
     def animate(
         self,
@@ -284,21 +292,67 @@ class Animator:
         sample_rate: int = SAMPLE_RATE,
         chunk_seconds: float = CHUNK_SECONDS,
         progress: bool = False,
+        expression: ExpressionControls | None = None,
     ) -> Animation:
         """Animate ``audio`` (a path, or samples ``(n,)``/``(n, channels)`` at ``sample_rate``).
 
         Returns an :class:`Animation` with ``floor(duration * fps)`` frames, frame ``k`` at ``k / fps`` s.
         ``idle`` adds seeded blinks and gaze (ARKit rigs only; other rigs are left as the model made them).
+        ``expression`` directs the performance: emotion, articulation, expressiveness and head motion
+        (``expression.layers.ExpressionControls``; ARKit rigs only, seeded by ``seed``). Head motion fills
+        ``Animation.head``; without it ``head`` is None.
         """
         fps = check_fps(fps)
         times, values, duration = self.poses(audio, sample_rate, chunk_seconds, progress)
         weights = resample(times, values, duration, fps)
         del values
+        head = None
+        if expression is not None:
+            weights, head = self.express(weights, audio, sample_rate, fps, seed, expression)
         if idle and self.is_arkit:
             weights = self._idle(weights, fps, seed)
         elif idle:
             log.debug("idle layer skipped: the rig of %s is not ARKit", self.source)
-        return Animation(self.names, fps, weights, duration)
+        return Animation(self.names, fps, weights, duration, head=head)
+
+    def express(
+        self,
+        weights: np.ndarray,
+        audio: AudioInput,
+        sample_rate: int,
+        fps: float,
+        seed: int,
+        controls: ExpressionControls,
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """The expression layer over ``(T, K)`` weights at ``fps`` (changed in place, in blocks), as
+        ``animate`` applies it: (weights, head ``(T, 3)`` radians or None). ``audio`` is read again only
+        when ``controls`` need its prosody."""
+        if not self.is_arkit:
+            raise ValueError(
+                f"{self.source}: emotion, articulation, expressiveness and head motion need the 52 ARKit "
+                f"shapes; this rig has {len(self.names)} shapes"
+            )
+        layer = ExpressionLayer(controls, fps, seed)
+        if controls.needs_prosody:  # the prosody is read from the audio again, block by block
+            with contextlib.closing(open_stream(audio, sample_rate)) as stream:
+                start = 0
+                rate = stream.spec.rate
+                while len(block := stream.take(start, start + PROSODY_BLOCK_SAMPLES)):
+                    layer.push_audio(block, rate)
+                    start += len(block)
+                    stream.discard(start)
+            layer.finish_audio(rate)
+        keys = [n.lower() for n in self.names]
+        order = [keys.index(n.lower()) for n in ARKIT_NAMES]
+        heads = []
+        for first in range(0, len(weights), IDLE_BLOCK_FRAMES):
+            block = weights[first : first + IDLE_BLOCK_FRAMES]
+            block[:, order], head = layer.process(block[:, order])
+            heads.append(head)
+        head_track = None
+        if layer.head is not None:
+            head_track = np.concatenate([h for h in heads if h is not None] or [np.zeros((0, 3), np.float32)])
+        return weights, head_track
 
     def _idle(self, weights: np.ndarray, fps: float, seed: int) -> np.ndarray:
         """Add the idle layer in place to ``(T, 52)`` weights in this rig's column order; returns them.
@@ -316,11 +370,13 @@ class Animator:
 
 
 @contextlib.contextmanager
-def _progress(enabled: bool, expected: int | None, source: str) -> Iterator[Callable[[int], None]]:
+def _progress(enabled: bool, stream: SampleStream) -> Iterator[Callable[[int], None]]:
     """A tqdm bar in seconds of audio, when ``enabled`` and stderr is a terminal; yields ``tick(samples)``."""
-    total = None if expected is None else round(expected / SAMPLE_RATE, 1)
-    bar = tqdm(total=total, unit="s", desc=Path(source).name, disable=None if enabled else True, leave=False)
+    rate, expected = stream.spec.rate, stream.expected_samples
+    total = None if expected is None else round(expected / rate, 1)
+    name = Path(stream.source).name
+    bar = tqdm(total=total, unit="s", desc=name, disable=None if enabled else True, leave=False)
     try:
-        yield lambda samples: bar.update(round(samples / SAMPLE_RATE, 2))
+        yield lambda samples: bar.update(round(samples / rate, 2))
     finally:
         bar.close()

@@ -20,10 +20,13 @@ from typing import Any, Protocol
 import numpy as np
 import soxr
 
-from audio2blendshape.audio.constants import HOP_LENGTH, N_FFT, N_MELS, SAMPLE_RATE
-from audio2blendshape.audio.mel import StreamingLogMel
+from audio2blendshape.audio.constants import HOP_LENGTH, N_MELS, SAMPLE_RATE
+from audio2blendshape.audio.mel import StreamingLogMel, mel_spec
+from audio2blendshape.audio.sample_stream import feature_rate
+from audio2blendshape.expression.layers import ExpressionControls, ExpressionLayer
 from audio2blendshape.names import ARKIT_NAMES
 from audio2blendshape.runtime.frame_rate import check_fps, frame_count, frame_times, interpolate
+from audio2blendshape.runtime.head import check_head
 from audio2blendshape.runtime.idle import IdleLayer
 
 log = logging.getLogger(__name__)
@@ -62,6 +65,10 @@ class StreamFrames:
     times: np.ndarray  # float64 (N,): time stamps index / fps in seconds of stream audio
     weights: np.ndarray  # float32 (N, K): in the model's name order
     audio_time: float  # seconds of input audio received when they came out
+    head: np.ndarray | None = None  # float32 (N, 3) yaw, pitch, roll in radians (as Animation.head), or None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "head", check_head(self.head, len(self.index), "StreamFrames"))
 
     def __len__(self) -> int:
         return len(self.index)
@@ -103,6 +110,7 @@ class StreamState:
     features: StreamingLogMel  # pending samples and the next mel frame
     resampler: Any  # soxr.ResampleStream to 16 kHz, or None at 16 kHz
     idle: IdleLayer | None  # blink/gaze state, None when off
+    expression: ExpressionLayer | None = None  # emotion/articulation/prosody/head state, None when off
     input_samples: int = 0  # samples pushed, at the input rate
     mel: np.ndarray = field(default_factory=lambda: np.zeros((0, N_MELS), np.float32))  # (F, 80) rolling
     mel_first: int = 0  # mel frame index of mel[0]
@@ -116,10 +124,14 @@ class StreamState:
 class Streamer:
     """Streaming ``Animator.animate``: ``push(chunk) -> StreamFrames`` any number of times, then ``flush()``.
 
-    ``sample_rate``: Hz of the pushed chunks (resampled to 16 kHz by a streaming soxr of ``resample_quality``;
-    "HQ" gives the samples ``audio.load_audio`` gives). ``idle``/``seed``: blinks and gaze as offline (ARKit
-    rigs only). ``on_nonfinite``: "zero" replaces NaN/inf samples by 0 (counted in
-    ``state.nonfinite_samples``, a warning logged once) so the stream keeps its timing; "raise" stops with a
+    ``sample_rate``: Hz of the pushed chunks. 16 kHz, and rates featurised natively (44.1, 48 kHz, ...; see
+    ``audio.mel``), go straight to the features, as offline; others are resampled to 16 kHz by a streaming
+    soxr of ``resample_quality`` ("HQ" gives the samples ``audio.load_audio`` gives).
+    ``idle``/``seed``: blinks and gaze as offline (ARKit rigs only). ``expression``: the expression layer as
+    offline (``expression.layers.ExpressionControls``; ARKit rigs only), its emotion changeable while the
+    stream runs with ``set_emotion``.
+    ``on_nonfinite``: "zero" replaces NaN/inf samples by 0 (counted in ``state.nonfinite_samples``, a
+    warning logged once) so the stream keeps its timing; "raise" stops with a
     StreamError naming the chunk's time.
     """
 
@@ -132,6 +144,7 @@ class Streamer:
         seed: int = 0,
         on_nonfinite: str = "zero",
         resample_quality: str = "HQ",
+        expression: ExpressionControls | None = None,
     ) -> None:
         if not (isinstance(sample_rate, (int, np.integer)) and sample_rate > 0):
             raise StreamError(f"sample_rate must be a positive integer of Hz, got {sample_rate!r}")
@@ -151,16 +164,29 @@ class Streamer:
         # Rig column of each canonical ARKit shape: the idle layer works in ARKit order, as Animator._idle.
         self._arkit_order = [keys.index(n.lower()) for n in ARKIT_NAMES] if arkit else None
         self.idle, self.seed = idle and arkit, seed
+        if expression is not None and not arkit:
+            raise ValueError(
+                f"the expression layer needs the 52 ARKit shapes; this rig has {len(self.names)} shapes"
+            )
+        self.expression = expression
         self.state = self._new_state(int(sample_rate))
 
     def _new_state(self, rate: int) -> StreamState:
         resampler = None
-        if rate != SAMPLE_RATE:
+        if feature_rate(rate) != rate:  # 44.1/48 kHz are featurised at their own rate: no resampler delay
             resampler = soxr.ResampleStream(
                 rate, SAMPLE_RATE, 1, dtype="float32", quality=self.resample_quality
             )
         idle = IdleLayer(self.fps, seed=self.seed) if self.idle else None
-        return StreamState(rate, StreamingLogMel(self.model.log_mel_frames), resampler, idle)
+        layer = None if self.expression is None else ExpressionLayer(self.expression, self.fps, self.seed)
+        return StreamState(rate, StreamingLogMel(mel_spec(feature_rate(rate))), resampler, idle, layer)
+
+    def set_emotion(self, preset: str, intensity: float = 1.0, ramp_s: float | None = None) -> None:
+        """Move the face to ``preset`` at ``intensity`` over ``ramp_s`` (default: the controls' ramp), from
+        the next frame computed on; safe to call from any thread while the stream runs."""
+        if self.state.expression is None:
+            raise ValueError("set_emotion: create the Streamer with expression=ExpressionControls(...)")
+        self.state.expression.set_emotion(preset, intensity, ramp_s)
 
     @property
     def time(self) -> float:
@@ -172,10 +198,13 @@ class Streamer:
         stack, ahead = self.model.stack, self.model.lookahead_steps
         # Step s needs mel frames up to stack (s + ahead + 1) - 1, each reaching N_FFT / 2 past its centre;
         # the step's own time stamp is the centre of its stack frames.
-        needed = HOP_LENGTH * (stack * (ahead + 1) - 1 - (stack - 1) / 2) + N_FFT / 2
+        spec = self.state.features.spec
+        needed = spec.hop * (stack * (ahead + 1) - 1 - (stack - 1) / 2) + spec.n_fft / 2
         chunk_samples = max(1, round(chunk_seconds * self.state.input_rate))
-        resampler = resampler_delay(self.state.input_rate, chunk_samples, self.resample_quality)
-        return Latency(needed / SAMPLE_RATE, stack / FRAMES_PER_SECOND, chunk_seconds, resampler)
+        resampler = 0.0
+        if self.state.resampler is not None:
+            resampler = resampler_delay(self.state.input_rate, chunk_samples, self.resample_quality)
+        return Latency(needed / spec.rate, stack / FRAMES_PER_SECOND, chunk_seconds, resampler)
 
     def push(self, chunk: np.ndarray, sample_rate: int | None = None) -> StreamFrames:
         """Feed ``(n,)`` or ``(n, channels)`` samples; returns the frames they complete (often none).
@@ -197,6 +226,8 @@ class Streamer:
         state.input_samples += len(samples)
         if state.resampler is not None:
             samples = state.resampler.resample_chunk(samples, last=False)
+        if state.expression is not None:
+            state.expression.push_audio(samples, feature_rate(state.input_rate))
         self._add_mel(state.features.push(samples))
         self._run_model(final=False)
         return self._emit(final=False)
@@ -207,9 +238,12 @@ class Streamer:
         if state.finished:
             return self._empty()
         if state.resampler is not None:
-            self._add_mel(
-                state.features.push(state.resampler.resample_chunk(np.zeros(0, np.float32), last=True))
-            )
+            rest = state.resampler.resample_chunk(np.zeros(0, np.float32), last=True)
+            if state.expression is not None:
+                state.expression.push_audio(rest, feature_rate(state.input_rate))
+            self._add_mel(state.features.push(rest))
+        if state.expression is not None:
+            state.expression.finish_audio(feature_rate(state.input_rate))
         self._add_mel(state.features.flush())
         self._run_model(final=True)
         frames = self._emit(final=True)
@@ -276,7 +310,7 @@ class Streamer:
             return self._empty()
         times = self._step_times(state.step_first, len(state.steps))
         if final:
-            stop = frame_count(state.features.samples_seen / SAMPLE_RATE, self.fps)
+            stop = frame_count(state.features.samples_seen / state.features.spec.rate, self.fps)
         else:  # frames strictly before the last known step: the step after each of them is known
             stop = max(state.next_frame, int(times[-1] * self.fps) - 1)
             while frame_times(stop, 1, self.fps)[0] < times[-1]:  # with the float formula resample uses
@@ -286,12 +320,15 @@ class Streamer:
             return self._empty()
         at = frame_times(state.next_frame, count, self.fps)
         weights = interpolate(times, state.steps, at)
+        head = None
+        if state.expression is not None and self._arkit_order is not None:
+            weights[:, self._arkit_order], head = state.expression.process(weights[:, self._arkit_order])
         if state.idle is not None and self._arkit_order is not None:
             weights[:, self._arkit_order] = state.idle.process(weights[:, self._arkit_order])
         index = np.arange(state.next_frame, stop, dtype=np.int64)
         state.next_frame = stop
         self._trim_steps(times, frame_times(stop, 1, self.fps)[0])
-        return StreamFrames(index, at, weights, self.time)
+        return StreamFrames(index, at, weights, self.time, head=head)
 
     def _trim_steps(self, times: np.ndarray, next_time: float) -> None:
         """Drop steps before the one at or before the next frame's time: interpolation never goes back."""
