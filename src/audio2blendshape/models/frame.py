@@ -95,18 +95,21 @@ class LocalQueryAttention(nn.Module):
         shapes, width = queries.shape
         heads, head_width, span = self.n_heads, width // self.n_heads, self.left + self.right + 1
         q = self.q_proj(queries).view(shapes, heads, head_width) * head_width**-0.5
+        kv = self.kv_proj(memory).view(batch, steps, 2, heads, head_width)
+        keys, values = kv.unbind(2)  # (B, S, H, dh) each
+        # A query's score against a step does not depend on the window it is seen from: computed once per
+        # step (a MatMul), not once per window position (W times the work, as an Einsum).
+        scores = torch.matmul(keys.unsqueeze(-2), q.permute(1, 2, 0)).squeeze(-2)  # (B, S, H, K)
+        if valid is not None:
+            scores = scores.masked_fill(valid[:, :, None, None] < 0.5, MASKED)
         # Once padded, step s's window is [s, s + span): outputs [start, start + count) need this reach.
         reach = slice(start, start + count + span - 1)
-        kv = F.pad(self.kv_proj(memory), (0, 0, self.left, self.right))[:, reach]
-        windows = kv.unfold(1, span, 1).view(batch, count, 2, heads, head_width, span)
-        keys, values = windows[:, :, 0], windows[:, :, 1]  # (B, count, H, dh, W)
-        scores = torch.einsum("khd,bshdw->bshkw", q, keys) + self.position_bias[:, None, :]
-        if valid is None:
-            valid = torch.ones(batch, steps, dtype=memory.dtype, device=memory.device)
-        inside = F.pad(valid.to(memory.dtype), (self.left, self.right))[:, reach].unfold(1, span, 1)
-        scores = scores.masked_fill(inside[:, :, None, None, :] < 0.5, MASKED)
-        attended = torch.einsum("bshkw,bshdw->bskhd", scores.softmax(-1), values)
-        return attended.reshape(batch, count, shapes, width)
+        pad = (0, 0, 0, 0, self.left, self.right)  # the step axis, outside the sequence
+        windows = F.pad(scores, pad, value=MASKED)[:, reach].unfold(1, span, 1)  # (B, count, H, K, W)
+        weights = (windows + self.position_bias[:, None, :]).softmax(-1)
+        seen = F.pad(values, pad)[:, reach].unfold(1, span, 1)  # (B, count, H, dh, W)
+        attended = torch.matmul(weights, seen.transpose(-1, -2))  # (B, count, H, K, dh)
+        return attended.transpose(2, 3).reshape(batch, count, shapes, width)
 
 
 class FrameModel(BlendshapeModel):
