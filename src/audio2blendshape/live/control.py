@@ -44,6 +44,20 @@ def _number(value: Any, name: str) -> float:
     return float(value)
 
 
+def _parse_command(text: str | bytes) -> dict[str, Any]:
+    """A WebSocket message as an expression command; a ValueError saying what is wrong else."""
+    try:
+        command = json.loads(text)
+    except ValueError as error:  # json's message alone ("Expecting value ...") does not say what failed
+        raise ValueError(f"not a JSON command ({error})") from error
+    if not isinstance(command, dict) or command.get("type") != "expression":
+        raise ValueError('expected {"type": "expression", "emotion": NAME, "intensity": X}')
+    unknown = set(command) - {"type", "emotion", "intensity", "ramp_s"}
+    if unknown:
+        raise ValueError(f"unknown keys {', '.join(sorted(unknown))}")
+    return command
+
+
 class ExpressionCommands:
     """Turns commands into ``set_emotion`` calls on ``target``; counts what it applied and refused."""
 
@@ -63,12 +77,7 @@ class ExpressionCommands:
     def handle_json(self, text: str | bytes) -> str:
         """One WebSocket message -> the JSON reply."""
         try:
-            command = json.loads(text)
-            if not isinstance(command, dict) or command.get("type") != "expression":
-                raise ValueError('expected {"type": "expression", "emotion": NAME, "intensity": X}')
-            unknown = set(command) - {"type", "emotion", "intensity", "ramp_s"}
-            if unknown:
-                raise ValueError(f"unknown keys {', '.join(sorted(unknown))}")
+            command = _parse_command(text)
             self.emotion(command.get("emotion"), command.get("intensity", 1.0), command.get("ramp_s"))
         except (ValueError, RecursionError) as error:
             self.refused += 1
