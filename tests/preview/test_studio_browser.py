@@ -7,88 +7,21 @@ reason, where Chromium, its driver or selenium is missing (a user's clone); ``.c
 
 from __future__ import annotations
 
-import base64
 import io
 import json
-import shutil
-import struct
-import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
+from preview.avatar_files import gltf_document, write_gltf
+from preview.studio_page import TOLERANCE, assert_head_follows, open_and_closed_times, open_page, state_at
 
 from audio2blendshape.preview.html_export import write_standalone
-from audio2blendshape.preview.studio_server import StudioHTTPServer, make_server, serve_in_thread
-from audio2blendshape.preview.studio_store import BUNDLED, StudioStore
+from audio2blendshape.preview.studio_server import StudioHTTPServer
+from audio2blendshape.preview.studio_store import BUNDLED
 from audio2blendshape.runtime.writers import Animation, get_writer
-
-REPO = Path(__file__).resolve().parents[2]
-HELLO = REPO / "examples" / "hello.wav"
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-DRIVER = shutil.which("chromedriver") or shutil.which("chromium-driver")
-TOLERANCE = 1e-3
-FLAGS = (
-    "--headless=new",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--use-angle=swiftshader",
-    "--enable-unsafe-swiftshader",
-    "--window-size=1200,900",
-    "--autoplay-policy=no-user-gesture-required",
-)
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed (the dev extra)")
-    if not CHROMIUM or not DRIVER:
-        pytest.skip("chromium or chromedriver is not installed (apt-get install chromium chromium-driver)")
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    profile = tempfile.mkdtemp(prefix="a2b-chromium-")
-    for flag in (*FLAGS, f"--user-data-dir={profile}"):
-        options.add_argument(flag)
-    driver = webdriver.Chrome(options=options, service=webdriver.ChromeService(executable_path=DRIVER))
-    yield driver
-    driver.quit()
-    shutil.rmtree(profile, ignore_errors=True)
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StudioHTTPServer]:
-    store = StudioStore(tmp_path_factory.mktemp("studio"), {BUNDLED: None})
-    store.add_file(HELLO)
-    server = make_server(store)
-    serve_in_thread(server)
-    yield server
-    server.shutdown()
-    server.server_close()
-
-
-def open_page(driver: Any, url: str) -> None:
-    driver.get(url)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        ready, error = driver.execute_script(
-            "return window.studio ? [window.studio.ready, window.studio.error] : [0, 0]"
-        )
-        assert not error, error
-        if ready:
-            return
-        time.sleep(0.2)
-    raise TimeoutError(f"{url} did not get ready: {driver.find_element('id', 'status').text}")
-
-
-def state_at(driver: Any, t: float) -> dict[str, Any]:
-    return driver.execute_script(f"window.studio.seek({t}); return window.studio.state();")
 
 
 def mouth_pixels(driver: Any) -> np.ndarray:
@@ -102,24 +35,6 @@ def mouth_pixels(driver: Any) -> np.ndarray:
     height = rect["bottom"] - rect["top"]
     box = (rect["left"], rect["top"], rect["right"], rect["bottom"] + 0.6 * height)
     return np.asarray(image.crop(tuple(int(v * scale) for v in box)), dtype=np.float32)
-
-
-def open_and_closed_times(animation: Animation) -> tuple[float, float]:
-    """The frame of widest jaw (an open vowel) and of the firmest lip press with the jaw shut (m/b/p)."""
-    names = list(animation.names)
-    w = animation.weights
-    jaw = w[:, names.index("jawOpen")]
-    press = w[:, names.index("mouthPressLeft")] + w[:, names.index("mouthClose")]
-    closed = np.where(jaw < 0.02, press, -1.0)
-    return int(jaw.argmax()) / animation.fps, int(closed.argmax()) / animation.fps
-
-
-def assert_head_follows(state: dict[str, Any], which: str = "") -> None:
-    values, influences = state[f"values{which}"], state[f"influences{which}"]
-    pairs = state[f"bound{which}"]
-    assert pairs, "no morph target was bound"
-    worst = max(abs(influences[target] - values[shape]) for target, shape in pairs)
-    assert worst <= TOLERANCE, worst
 
 
 def test_open_vowel_and_bilabial_closure_on_the_default_head(browser: Any, server: StudioHTTPServer) -> None:
@@ -173,50 +88,12 @@ def test_a_b_view_with_a_live_link_capture(browser: Any, server: StudioHTTPServe
     browser.find_element("id", "stage").screenshot(str(tmp_path / "ab.png"))
 
 
-def tiny_avatar(path: Path, targets: list[str]) -> Path:
-    """A glTF with one triangle whose morph targets carry ``targets`` as names (embedded buffer)."""
-    positions = struct.pack("<9f", 0, 0, 0, 0.1, 0, 0, 0, 0.1, 0)
-    delta = struct.pack("<9f", 0, 0, 0.01, 0, 0, 0.01, 0, 0, 0.01)
-    blob = positions + delta * len(targets)
-    accessor = {"componentType": 5126, "count": 3, "type": "VEC3"}
-    gltf = {
-        "asset": {"version": "2.0"},
-        "scene": 0,
-        "scenes": [{"nodes": [0]}],
-        "nodes": [{"mesh": 0}],
-        "meshes": [
-            {
-                "primitives": [
-                    {
-                        "attributes": {"POSITION": 0},
-                        "targets": [{"POSITION": i + 1} for i in range(len(targets))],
-                    }
-                ],
-                "extras": {"targetNames": targets},
-            }
-        ],
-        "buffers": [
-            {
-                "byteLength": len(blob),
-                "uri": "data:application/octet-stream;base64," + base64.b64encode(blob).decode(),
-            }
-        ],
-        "bufferViews": [
-            {"buffer": 0, "byteOffset": 36 * i, "byteLength": 36} for i in range(len(targets) + 1)
-        ],
-        "accessors": [{**accessor, "bufferView": 0, "min": [0, 0, 0], "max": [0.1, 0.1, 0]}]
-        + [{**accessor, "bufferView": i + 1} for i in range(len(targets))],
-    }
-    path.write_text(json.dumps(gltf))
-    return path
-
-
 def test_an_avatar_lacking_shapes_is_driven_by_the_ones_it_has(
     browser: Any, server: StudioHTTPServer, tmp_path: Path
 ) -> None:
     open_page(browser, server.url)
     targets = ["JawOpen", "eyeBlink_L", "blendShape1.mouthClose", "MouthPress_R", "SomethingElse"]
-    avatar = tiny_avatar(tmp_path / "mine.gltf", targets)
+    avatar = write_gltf(tmp_path / "mine.gltf", *gltf_document([targets]))
     browser.find_element("id", "avatar-file").send_keys(str(avatar))
     deadline = time.monotonic() + 30
     while browser.execute_script("return window.studio.state().avatar") != "mine.gltf":
@@ -253,8 +130,11 @@ def test_the_standalone_html_plays_from_disk(browser: Any, server: StudioHTTPSer
         frame = animation.weights[round(t * animation.fps)]
         assert np.abs(np.array([state["values"][n] for n in animation.names]) - frame).max() <= TOLERANCE
         assert_head_follows(state)
-    duration = browser.execute_script("return document.getElementById('audio').duration")
+    duration, position = browser.execute_script(
+        "const a = document.getElementById('audio'); return [a.duration, a.currentTime]"
+    )
     assert duration == pytest.approx(clip.duration, abs=0.01)  # the embedded audio decodes
+    assert position == pytest.approx(t, abs=0.01)  # and can be sought
 
 
 def test_playback_follows_the_audio_clock_and_loops_a_selection(

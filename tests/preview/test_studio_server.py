@@ -64,10 +64,10 @@ def request(
         connection.close()
 
 
-def wav_bytes(seconds: float) -> bytes:
+def wav_bytes(seconds: float, rate: int = 16000) -> bytes:
     buffer = io.BytesIO()
-    t = np.arange(int(16000 * seconds)) / 16000
-    soundfile.write(buffer, 0.3 * np.sin(2 * np.pi * 220 * t), 16000, format="WAV", subtype="PCM_16")
+    t = np.arange(int(rate * seconds)) / rate
+    soundfile.write(buffer, 0.3 * np.sin(2 * np.pi * 220 * t), rate, format="WAV", subtype="PCM_16")
     return buffer.getvalue()
 
 
@@ -163,17 +163,25 @@ def test_uploads_are_only_decoded_as_audio_never_kept_or_run(
     assert not (workdir.parent / "evil.wav").exists()
 
 
-def test_an_uploaded_clip_animates_and_plays_back_as_the_samples_animated(server: StudioHTTPServer) -> None:
-    status, body = request(server, "POST", "/api/upload?name=../tone.wav", body=wav_bytes(1.0))
+# 16 kHz, and 44.1 kHz (a browser's recording), which the models featurise at its own rate.
+@pytest.mark.parametrize("rate", [16000, 44100])
+def test_an_uploaded_clip_animates_and_plays_back_as_the_samples_animated(
+    server: StudioHTTPServer, rate: int, tmp_path: Path
+) -> None:
+    upload = wav_bytes(1.0, rate)
+    status, body = request(server, "POST", "/api/upload?name=../tone.wav", body=upload)
     assert status == 200
     clip = json.loads(body)
     assert clip["name"] == "tone.wav" and clip["duration"] == pytest.approx(1.0)
     status, wav = request(server, "GET", f"/api/audio/{clip['id']}.wav")
-    samples, rate = soundfile.read(io.BytesIO(wav), dtype="float32")
-    assert status == 200 and rate == 16000 and len(samples) == 16000
+    samples, played_rate = soundfile.read(io.BytesIO(wav), dtype="float32")
+    assert status == 200 and played_rate == rate and len(samples) == rate
     status, body = request(server, "GET", f"/api/animation?clip={clip['id']}&model={BUNDLED}")
     animation = json.loads(body)
     assert status == 200 and len(animation["frames"]) == 60 and len(animation["names"]) == 52
+    (tmp_path / "tone.wav").write_bytes(upload)  # what `animate` makes of the same file
+    expected = server.store.animator(BUNDLED).animate(tmp_path / "tone.wav", fps=60, idle=True, seed=0)
+    assert np.abs(np.asarray(animation["frames"]) - expected.weights).max() < 1e-5
 
 
 @pytest.mark.parametrize("fmt", ["csv", "json", "npy"])

@@ -43,7 +43,7 @@ MODULES: dict[str, tuple[str, dict[str, str]]] = {
     "three/addons/utils/SkeletonUtils.js": ("vendor/addons/utils/SkeletonUtils.js", {}),
     **{
         f"studio/{name}": (f"js/{name}", {})
-        for name in ("names.js", "face.js", "defaulthead.js", "timeline.js", "studio.js")
+        for name in ("names.js", "avatarload.js", "face.js", "defaulthead.js", "timeline.js", "studio.js")
     },
 }
 _RELATIVE_IMPORT = re.compile(r"""(?:from|import)\s*\(?\s*['"](\.{1,2}/[^'"]+)['"]""")
@@ -83,10 +83,10 @@ def import_map() -> str:
     return json.dumps({"imports": imports})
 
 
-def wav_data_url(samples: np.ndarray) -> str:
-    """16-bit WAV of 16 kHz mono samples, as a ``data:`` URL."""
+def wav_data_url(samples: np.ndarray, rate: int = SAMPLE_RATE) -> str:
+    """16-bit WAV of mono samples at ``rate``, as a ``data:`` URL."""
     buffer = io.BytesIO()
-    soundfile.write(buffer, np.clip(samples, -1.0, 1.0), SAMPLE_RATE, subtype="PCM_16", format="WAV")
+    soundfile.write(buffer, np.clip(samples, -1.0, 1.0), rate, subtype="PCM_16", format="WAV")
     return _data_url("audio/wav", buffer.getvalue())
 
 
@@ -96,13 +96,13 @@ def _replace_once(html: str, old: str, new: str) -> str:
     return html.replace(old, new)
 
 
-def standalone_html(animation: Animation, samples: np.ndarray, title: str) -> str:
-    """The page of one take, playable from disk: ``samples`` are the 16 kHz audio that was animated."""
+def standalone_html(animation: Animation, samples: np.ndarray, title: str, rate: int = SAMPLE_RATE) -> str:
+    """The page of one take, playable from disk: ``samples`` are the audio that was animated, at ``rate``."""
     html = (WEB_ROOT / "index.html").read_text(encoding="utf-8")
     embed = {
         "title": display_name(title),
         "animation": animation_json(animation),
-        "audio": wav_data_url(samples),
+        "audio": wav_data_url(samples, rate),
         "head": base64.b64encode((WEB_ROOT / HEAD_FILE).read_bytes()).decode("ascii"),
     }
     # Inside <script>, "</" could close the element early; "<\/" means the same to JSON and JavaScript.
@@ -125,11 +125,13 @@ def standalone_html(animation: Animation, samples: np.ndarray, title: str) -> st
     return _replace_once(html, '<script type="module" src="js/studio.js"></script>', script)
 
 
-def write_standalone(path: Path, animation: Animation, samples: np.ndarray, title: str) -> Path:
+def write_standalone(
+    path: Path, animation: Animation, samples: np.ndarray, title: str, rate: int = SAMPLE_RATE
+) -> Path:
     """Write the take's page to ``path`` atomically; returns the path."""
     if path.suffix.lower() not in (".html", ".htm"):
         raise HtmlExportError(f"{path}: a standalone take is written as .html")
-    atomic_write_text(path, standalone_html(animation, samples, title))
+    atomic_write_text(path, standalone_html(animation, samples, title, rate))
     return path
 
 
@@ -144,6 +146,6 @@ def export_take(
     """Animate ``audio`` (the bundled model, or ``checkpoint``) and write its standalone page to ``out``."""
     if out.suffix.lower() not in (".html", ".htm"):
         raise HtmlExportError(f"{out}: a standalone take is written as .html")
-    samples = decode_clip(audio, StudioConfig().max_audio_seconds, str(audio))
-    animation = Animator.load(checkpoint).animate(samples, fps=fps, idle=idle, seed=seed)
-    return write_standalone(out, animation, samples, audio.name)
+    samples, rate = decode_clip(audio, StudioConfig().max_audio_seconds, str(audio))
+    animation = Animator.load(checkpoint).animate(samples, fps=fps, idle=idle, seed=seed, sample_rate=rate)
+    return write_standalone(out, animation, samples, audio.name, rate)

@@ -2,8 +2,9 @@
 
 Everything a browser sends is untrusted. An upload is written under the session's temporary folder with a
 name made here (never the sender's), only ever decoded as audio or read as a Live Link CSV, and deleted when
-it is not that. Clips are kept as the 16 kHz samples the model animated, and played back from a WAV of
-exactly those samples, so sound and face cannot drift apart through two decoders' different delays.
+it is not that. Clips are kept as the samples the model animated (16 kHz, or the file's own rate where the
+models featurise that rate natively: 24, 32, 44.1, 48 kHz ...), and played back from a WAV of exactly those
+samples, so sound and face cannot drift apart through two decoders' different delays.
 """
 
 from __future__ import annotations
@@ -52,16 +53,17 @@ class StudioConfig:
 
 @dataclass
 class Clip:
-    """One audio clip: its display name and the 16 kHz mono samples the models animate."""
+    """One audio clip: its display name and the mono samples the models animate, at ``rate``."""
 
     id: str  # made by the store: "c1", "c2", ...
     name: str  # shown in the page; sanitised, never used as a path
-    samples: np.ndarray  # float32 (n,) at SAMPLE_RATE
+    samples: np.ndarray  # float32 (n,) at rate
+    rate: int = SAMPLE_RATE  # Hz: 16 kHz, or the file's own rate where it is featurised natively
 
     @property
     def duration(self) -> float:
         """Seconds of audio."""
-        return len(self.samples) / SAMPLE_RATE
+        return len(self.samples) / self.rate
 
 
 def display_name(name: str) -> str:
@@ -70,17 +72,19 @@ def display_name(name: str) -> str:
     return _SAFE_NAME.sub("_", base)[:80] or "audio"
 
 
-def decode_clip(path: Path, max_seconds: float, source: str) -> np.ndarray:
-    """All samples of ``path`` at 16 kHz (what the models animate), refusing clips over ``max_seconds``."""
-    limit = round(max_seconds * SAMPLE_RATE)
+def decode_clip(path: Path, max_seconds: float, source: str) -> tuple[np.ndarray, int]:
+    """All samples of ``path`` as the models animate them, and their rate (16 kHz, or the file's own where
+    it is featurised natively, as ``audio.sample_stream`` decides); clips over ``max_seconds`` are refused."""
     try:
         with contextlib.closing(open_stream(path, SAMPLE_RATE)) as stream:
+            rate = stream.spec.rate
+            limit = round(max_seconds * rate)
             samples = np.array(stream.take(0, limit + 1), dtype=np.float32)
     except (AudioError, RuntimeError, OSError) as error:
         raise StudioError(f"{source}: not audio the studio can decode ({error})") from error
     if len(samples) > limit:
         raise StudioError(f"{source}: longer than {max_seconds:g} s", 413)
-    return samples
+    return samples, rate
 
 
 def animation_json(animation: Animation) -> dict[str, object]:
@@ -112,12 +116,12 @@ class StudioStore:
         with self._lock:
             return f"{prefix}{next(self._counter)}"
 
-    def _decode(self, path: Path, source: str) -> np.ndarray:
+    def _decode(self, path: Path, source: str) -> tuple[np.ndarray, int]:
         return decode_clip(path, self.config.max_audio_seconds, source)
 
     def add_file(self, path: Path) -> Clip:
         """A clip from a local file the user named on the command line."""
-        clip = Clip(self._new_id("c"), display_name(path.name), self._decode(path, str(path)))
+        clip = Clip(self._new_id("c"), display_name(path.name), *self._decode(path, str(path)))
         self.clips[clip.id] = clip
         return clip
 
@@ -132,10 +136,10 @@ class StudioStore:
         path = self._upload_path(name, AUDIO_SUFFIXES)
         try:
             path.write_bytes(data)
-            samples = self._decode(path, display_name(name))
+            samples, rate = self._decode(path, display_name(name))
         finally:
             path.unlink(missing_ok=True)
-        clip = Clip(self._new_id("c"), display_name(name), samples)
+        clip = Clip(self._new_id("c"), display_name(name), samples, rate)
         self.clips[clip.id] = clip
         return clip
 
@@ -162,8 +166,8 @@ class StudioStore:
     def wav(self, clip_id: str) -> bytes:
         """The clip's samples as 16-bit WAV: what the page plays."""
         buffer = io.BytesIO()
-        samples = np.clip(self.clip(clip_id).samples, -1.0, 1.0)
-        soundfile.write(buffer, samples, SAMPLE_RATE, subtype="PCM_16", format="WAV")
+        clip = self.clip(clip_id)
+        soundfile.write(buffer, np.clip(clip.samples, -1.0, 1.0), clip.rate, subtype="PCM_16", format="WAV")
         return buffer.getvalue()
 
     def animator(self, model_id: str) -> Animator:
@@ -183,7 +187,9 @@ class StudioStore:
         if key not in self._animations:
             clip, animator = self.clip(clip_id), self.animator(model_id)
             cfg = self.config
-            self._animations[key] = animator.animate(clip.samples, fps=cfg.fps, idle=cfg.idle, seed=cfg.seed)
+            self._animations[key] = animator.animate(
+                clip.samples, fps=cfg.fps, idle=cfg.idle, seed=cfg.seed, sample_rate=clip.rate
+            )
         return self._animations[key]
 
     def export(self, clip_id: str, model_id: str, fmt: str) -> tuple[bytes, str]:

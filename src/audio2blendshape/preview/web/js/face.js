@@ -1,15 +1,11 @@
 // The 3D view: one scene with one or two heads (A, and B for comparisons), lights, camera and orbit controls.
-// A head is a loaded glTF/GLB/VRM whose morph targets are driven by an animation's curves (names.js).
+// A head is a loaded glTF/GLB/VRM (avatarload.js) whose morph targets are driven by an animation's curves
+// (names.js).
 
 import * as THREE from 'three';
-import { GLTFLoader } from 'three/addons/loaders/GLTFLoader.js';
 import { OrbitControls } from 'three/addons/controls/OrbitControls.js';
 import { bindAvatar, shapeKey, vrmExpressions } from 'studio/names.js';
 import { turnEyes } from 'studio/defaulthead.js';
-
-export function parseAvatar(buffer) {
-  return new Promise((resolve, reject) => new GLTFLoader().parse(buffer, '', resolve, reject));
-}
 
 // The value of column `col` of `anim` at time `t` (s): linear between frames k / fps, held at the ends.
 export function valueAt(anim, col, t) {
@@ -43,7 +39,7 @@ export class Head {
     const originals = []; this.root.traverse((o) => originals.push(o));
     const clones = []; copy.root.traverse((o) => clones.push(o));
     originals.forEach((o, i) => map.set(o, clones[i]));
-    copy.expressions = this.expressions.map((e) => ({ name: e.name, binds: e.binds.map((b) => ({ ...b, mesh: map.get(b.mesh) })) }));
+    copy.expressions = this.expressions.map((e) => ({ ...e, binds: e.binds.map((b) => ({ ...b, mesh: map.get(b.mesh) })) }));
     copy.binding = null;
     return copy;
   }

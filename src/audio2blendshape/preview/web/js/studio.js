@@ -2,7 +2,8 @@
 // audio played in sync with one or two heads, the timeline, avatars, exports. `window.studio` exposes the
 // page's state for tests and for curious users (open the console: studio.state()).
 
-import { Stage, Head, parseAvatar, valueAt } from 'studio/face.js';
+import { Stage, Head, valueAt } from 'studio/face.js';
+import { parseAvatar, MODEL_FILE, RESOURCE_FILE } from 'studio/avatarload.js';
 import { dressDefaultHead } from 'studio/defaulthead.js';
 import { Timeline } from 'studio/timeline.js';
 
@@ -105,13 +106,26 @@ function showAnimations() {
   rebuildHeads();
 }
 
-async function setAvatar(buffer, name, isDefault = false) {
-  const gltf = await parseAvatar(buffer);
+// `files`: what was picked or dropped with the avatar (a .gltf's buffers and textures).
+async function setAvatar(buffer, name, isDefault = false, files = []) {
+  const gltf = await parseAvatar(buffer, name, files);
   if (isDefault) dressDefaultHead(gltf);
   app.avatar = new Head(gltf, 'A');
   app.avatarName = name;
   app.headB = null;
   rebuildHeads();
+}
+
+// The avatar among picked or dropped files (the first .glb/.gltf/.vrm), with the files it may refer to.
+async function avatarFrom(files) {
+  const model = files.find((file) => MODEL_FILE.test(file.name));
+  if (!model) {
+    status(`${files.map((f) => f.name).join(', ')}: no .glb, .gltf or .vrm among them`);
+    return;
+  }
+  status(`loading ${model.name}…`);
+  await setAvatar(await model.arrayBuffer(), model.name, false, files.filter((file) => file !== model));
+  status(`avatar: ${model.name}`);
 }
 
 // ----------------------------------------------------------------------------- with the local server
@@ -126,12 +140,22 @@ async function loadB() {
   showAnimations();
 }
 
+// The clip's WAV, fetched whole into a blob: URL. Chromium seeks an HTTP resource only where the server
+// answers range requests; a blob can always be sought, so a click on the timeline moves the sound too.
+async function audioUrl(id) {
+  const response = await fetch(`/api/audio/${encodeURIComponent(id)}.wav`);
+  if (!response.ok) throw new Error(`the audio of clip ${id}: ${response.status} ${response.statusText}`);
+  return URL.createObjectURL(await response.blob());
+}
+
 async function selectClip(id) {
   app.clip = id;
   $('clip').value = id;
   status('animating…');
-  audio.src = `/api/audio/${encodeURIComponent(id)}.wav`;
-  app.a = await api(`/api/animation?${query($('model-a').value)}`);
+  const [wav, animation] = await Promise.all([audioUrl(id), api(`/api/animation?${query($('model-a').value)}`)]);
+  if (audio.src.startsWith('blob:')) URL.revokeObjectURL(audio.src);
+  audio.src = wav;
+  app.a = animation;
   app.labelA = $('model-a').value;
   await loadB();
   seek(0);
@@ -157,9 +181,14 @@ function wavBytes(buffer) {  // 16-bit PCM WAV of an AudioBuffer's first channel
 }
 
 let recorder = null;
+let dropServerFiles = null;  // what becomes of dropped audio and CSV files; only with the server
 async function record() {
   if (recorder) { recorder.stop(); return; }
-  const stream = await navigator.mediaDevices.getUserMedia({ audio: true });
+  // Browsers offer the microphone to secure pages only: http://127.0.0.1 or localhost, not http://<address>.
+  if (!navigator.mediaDevices) throw new Error('recording needs the page opened at 127.0.0.1 or localhost');
+  const stream = await navigator.mediaDevices.getUserMedia({ audio: true }).catch((error) => {
+    throw new Error(`no microphone (${error.name}: ${error.message})`);
+  });
   const chunks = [];
   recorder = new MediaRecorder(stream);
   recorder.ondataavailable = (event) => chunks.push(event.data);
@@ -167,9 +196,12 @@ async function record() {
     stream.getTracks().forEach((track) => track.stop());
     recorder = null;
     $('record').classList.remove('recording'); $('record').textContent = '● record';
-    const decoded = await new AudioContext().decodeAudioData(await new Blob(chunks).arrayBuffer());
-    app.records += 1;
-    await upload(wavBytes(decoded), `recording-${app.records}.wav`).catch(fail);
+    const context = new AudioContext();
+    try {
+      const decoded = await context.decodeAudioData(await new Blob(chunks).arrayBuffer());
+      app.records += 1;
+      await upload(wavBytes(decoded), `recording-${app.records}.wav`);
+    } catch (error) { fail(error); } finally { context.close(); }
   };
   recorder.start();
   $('record').classList.add('recording'); $('record').textContent = '■ stop';
@@ -200,16 +232,12 @@ async function startServer() {
   };
   $('record').onclick = () => record().catch(fail);
   $('capture-file').onchange = (event) => addCapture(event.target.files[0]);
-  // Files dropped anywhere on the page: audio is animated, a .csv becomes B, a .glb/.gltf/.vrm the avatar.
-  document.addEventListener('dragover', (event) => event.preventDefault());
-  document.addEventListener('drop', async (event) => {
-    event.preventDefault();
-    for (const file of event.dataTransfer.files) {
-      if (/\.(glb|gltf|vrm)$/i.test(file.name)) await setAvatar(await file.arrayBuffer(), file.name).catch(fail);
-      else if (/\.csv$/i.test(file.name)) await addCapture(file);
+  dropServerFiles = async (files) => {  // audio is animated, a .csv becomes B
+    for (const file of files) {
+      if (/\.csv$/i.test(file.name)) await addCapture(file);
       else await upload(file, file.name).catch(fail);
     }
-  });
+  };
   for (const button of document.querySelectorAll('[data-export]')) {
     button.onclick = () => app.clip && download(`/api/export?${query($('model-a').value)}&format=${button.dataset.export}`, '');
   }
@@ -245,9 +273,22 @@ $('speed').onchange = () => { audio.playbackRate = Number($('speed').value); };
 $('group').onchange = () => { $('shape').value = ''; timeline.select($('group').value, ''); };
 $('shape').onchange = () => timeline.select($('group').value, $('shape').value);
 $('avatar-file').onchange = async (event) => {
-  const file = event.target.files[0];
-  if (file) await setAvatar(await file.arrayBuffer(), file.name).catch(fail);
+  const files = [...event.target.files];
+  event.target.value = '';  // picking the same file again loads it again
+  if (files.length) await avatarFrom(files).catch(fail);
 };
+// Files dropped anywhere on the page: a .glb/.gltf/.vrm (with a .gltf's own files) becomes the avatar; with
+// the server, audio files are animated and a .csv becomes B.
+document.addEventListener('dragover', (event) => event.preventDefault());
+document.addEventListener('drop', async (event) => {
+  event.preventDefault();
+  const files = [...(event.dataTransfer?.files ?? [])];
+  const avatar = files.filter((file) => MODEL_FILE.test(file.name) || RESOURCE_FILE.test(file.name));
+  const rest = files.filter((file) => !avatar.includes(file));
+  if (avatar.length) await avatarFrom(avatar).catch(fail);
+  if (rest.length && dropServerFiles) await dropServerFiles(rest);
+  else if (rest.length) status(`${rest.map((f) => f.name).join(', ')}: only an avatar can be dropped on a saved take`);
+});
 document.addEventListener('keydown', (event) => {
   if (event.code === 'Space' && event.target === document.body) { event.preventDefault(); play().catch(fail); }
 });
@@ -269,7 +310,8 @@ window.studio = {
     return { time: t, duration: timeline.duration, playing: app.playing, ab: Boolean(headB), clip: app.clip,
       values: values(app.a), valuesB: values(app.b), influences: headA?.influences() ?? {}, influencesB: headB?.influences() ?? {},
       bound: pairs(headA), boundB: pairs(headB), missing: headA?.binding?.missing ?? [], avatar: app.avatarName,
-      labels: [app.labelA, app.b ? app.labelB : null] };
+      labels: [app.labelA, app.b ? app.labelB : null], loop: app.loop, looping: $('loop').checked,
+      clips: [...$('clip').options].map((o) => [o.value, o.textContent]), status: $('status').textContent };
   },
 };
 
