@@ -62,6 +62,21 @@ def test_help_lists_every_command_without_importing_torch():
     assert set(full) == set(build_parser("")._subparsers._group_actions[0].choices)
 
 
+def test_animate_without_a_terminal_imports_no_progress_bar(tmp_path: Path):
+    import subprocess
+    import sys
+
+    hello = str(Path(__file__).resolve().parents[2] / "examples" / "hello.wav")
+    code = (
+        "import sys\nfrom audio2blendshape.cli.main import main\n"
+        f"assert main(['animate', {hello!r}, '-o', {str(tmp_path / 'a.csv')!r}]) == 0\n"
+        "print('tqdm imported:', 'tqdm' in sys.modules)"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "tqdm imported: False" in result.stdout and (tmp_path / "a.csv").stat().st_size > 0
+
+
 def test_each_command_parses_with_only_its_own_module(tmp_path: Path):
     result = run_cli("evaluate", "--help")
     assert result.returncode == 0 and "--split" in result.stdout

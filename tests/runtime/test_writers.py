@@ -10,9 +10,11 @@ import numpy as np
 import pytest
 from conftest import shared_path
 
+import audio2blendshape.atomic as atomic
 import audio2blendshape.runtime.writers as writers
 from audio2blendshape.names import ARKIT_NAMES
 from audio2blendshape.runtime.livelink_csv import read_livelink_csv
+from audio2blendshape.runtime.row_format import fixed6, timecode
 from audio2blendshape.runtime.writers import (
     LIVE_LINK_HEADER,
     Animation,
@@ -20,11 +22,9 @@ from audio2blendshape.runtime.writers import (
     JsonWriter,
     NpyWriter,
     WriterError,
-    fixed6,
     format_from_suffix,
     get_writer,
     read_json_animation,
-    timecode,
 )
 
 
@@ -120,18 +120,37 @@ def test_writes_are_atomic(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> N
     path.write_text("previous take")
     monkeypatch.setattr(writers, "BLOCK_ROWS", 10)
     calls = {"n": 0}
-    real = writers.format_rows
+    real = writers.csv_rows
 
-    def failing(values: np.ndarray, separator: bytes = b",") -> list[bytes]:
+    def failing(first: int, block: np.ndarray, head: np.ndarray | None, fps: int) -> np.ndarray:
         calls["n"] += 1
         if calls["n"] == 3:
             raise OSError("disk full")
-        return real(values, separator)
+        return real(first, block, head, fps)
 
-    monkeypatch.setattr(writers, "format_rows", failing)
+    monkeypatch.setattr(writers, "csv_rows", failing)
     with pytest.raises(OSError, match="disk full"):
         _animation(frames=50).write(path)
     assert path.read_text() == "previous take" and sorted(p.name for p in tmp_path.iterdir()) == ["take.csv"]
+
+
+def test_deferred_sync_syncs_once_for_many_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[str] = []
+    monkeypatch.setattr(atomic.os, "fsync", lambda fd: calls.append("fsync"))
+    monkeypatch.setattr(atomic.os, "sync", lambda: calls.append("sync"))
+    takes = [_animation(frames=10 + i) for i in range(3)]
+    with atomic.deferred_sync():
+        for i, take in enumerate(takes):
+            path = take.write(tmp_path / f"{i}.csv")
+            assert len(path.read_text().splitlines()) == 11 + i  # renamed into place at once
+        assert calls == []
+    assert calls == ["sync"]
+    takes[0].write(tmp_path / "alone.csv")  # outside the block: fsynced as before
+    assert calls == ["sync", "fsync"]
+    assert (tmp_path / "alone.csv").read_bytes() == (tmp_path / "0.csv").read_bytes()
+    with atomic.deferred_sync():  # nothing written: nothing to sync
+        pass
+    assert calls == ["sync", "fsync"]
 
 
 def test_bad_values_and_formats_are_named(tmp_path: Path) -> None:

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from audio2blendshape.atomic import deferred_sync
 from audio2blendshape.audio.decode import AudioError
 from audio2blendshape.cli.expression import add_expression_arguments, expression_controls, require_arkit
 from audio2blendshape.cli.help import COMMAND_HELP
@@ -125,21 +126,22 @@ def run_jobs(args: argparse.Namespace) -> int:
     if expression is not None:
         require_arkit(animator.is_arkit, animator.source, len(animator.names))
     failed = 0
-    for job in jobs:
-        try:
-            progress = job.audio.stat().st_size > LONG_AUDIO_BYTES
-            animation = animator.animate(
-                job.audio, fps=fps, idle=args.idle, seed=args.seed,
-                chunk_seconds=args.chunk_seconds or CHUNK_SECONDS, progress=progress, expression=expression,
-            )  # fmt: skip
-            animation.write(job.output, format=fmt)
-        except (AudioError, WriterError, OSError) as error:
-            failed += 1
-            print(f"audio2blendshape animate: error: {error}", file=sys.stderr)
-            continue
-        print(
-            f"{job.output}  ({animation.frames} frames at {animation.fps:g} fps, {animation.duration:.2f} s)"
-        )
+    # An fsync per output costs more than animating a short clip: one sync at the end covers them all.
+    with deferred_sync():
+        for job in jobs:
+            try:
+                progress = job.audio.stat().st_size > LONG_AUDIO_BYTES
+                animation = animator.animate(
+                    job.audio, fps=fps, idle=args.idle, seed=args.seed, progress=progress,
+                    chunk_seconds=args.chunk_seconds or CHUNK_SECONDS, expression=expression,
+                )  # fmt: skip
+                animation.write(job.output, format=fmt)
+            except (AudioError, WriterError, OSError) as error:
+                failed += 1
+                print(f"audio2blendshape animate: error: {error}", file=sys.stderr)
+                continue
+            frames = f"{animation.frames} frames at {animation.fps:g} fps, {animation.duration:.2f} s"
+            print(f"{job.output}  ({frames})")
     if failed:
         print(f"audio2blendshape animate: {failed} of {len(jobs)} inputs failed", file=sys.stderr)
     return 2 if failed else 0

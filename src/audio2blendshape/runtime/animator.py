@@ -26,12 +26,12 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import sys
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from tqdm import tqdm
 
 from audio2blendshape.audio.constants import FRAMES_PER_SECOND, HOP_LENGTH, SAMPLE_RATE, WINDOW_FRAMES
 from audio2blendshape.audio.decode import AudioError, AudioInput
@@ -372,10 +372,14 @@ class Animator:
 @contextlib.contextmanager
 def _progress(enabled: bool, stream: SampleStream) -> Iterator[Callable[[int], None]]:
     """A tqdm bar in seconds of audio, when ``enabled`` and stderr is a terminal; yields ``tick(samples)``."""
+    if not (enabled and sys.stderr is not None and sys.stderr.isatty()):
+        yield lambda samples: None  # no bar: tqdm is not even imported (it costs more than a short clip)
+        return
+    from tqdm import tqdm
+
     rate, expected = stream.spec.rate, stream.expected_samples
     total = None if expected is None else round(expected / rate, 1)
-    name = Path(stream.source).name
-    bar = tqdm(total=total, unit="s", desc=name, disable=None if enabled else True, leave=False)
+    bar = tqdm(total=total, unit="s", desc=Path(stream.source).name, leave=False)
     try:
         yield lambda samples: bar.update(round(samples / rate, 2))
     finally:

@@ -74,10 +74,11 @@ def sidecar_path(path: str | Path) -> Path:
     return path.with_name(path.stem + SIDECAR_SUFFIX)
 
 
-def read_npy_head(path: str | Path) -> np.ndarray | None:
+def read_npy_head(path: str | Path, frames: int | None = None) -> np.ndarray | None:
     """The head track saved beside the NPY animation ``path`` (float32 ``(T, 3)``), or None if none was.
 
-    Raises ValueError naming the sidecar when it is not a ``(T, 3)`` array of finite numbers.
+    Raises ValueError naming the sidecar when it is not a ``(T, 3)`` array of finite numbers, or not
+    ``frames`` rows when given (the animation's length: a sidecar left from another take).
     """
     side = sidecar_path(path)
     if not side.exists():
@@ -87,4 +88,4 @@ def read_npy_head(path: str | Path) -> np.ndarray | None:
     except (OSError, ValueError) as error:
         raise ValueError(f"{side}: not a head track .npy ({error})") from error
     rows = array.shape[0] if array.ndim >= 1 else 0
-    return check_head(array, rows, str(side))
+    return check_head(array, rows if frames is None else frames, str(side))

@@ -15,6 +15,7 @@ eyeLookIn/Out/Up/Down curves of both eyes.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from functools import lru_cache
 
 import numpy as np
 
@@ -25,6 +26,9 @@ EYE_COLUMNS = np.array([ARKIT_NAMES.index(n) for n in EYE_NAMES])  # their colum
 _BLINK = np.array([EYE_NAMES.index("eyeBlinkLeft"), EYE_NAMES.index("eyeBlinkRight")])
 _LOOK = np.array([i for i, n in enumerate(EYE_NAMES) if n.startswith("eyeLook")])
 _BLINK_STREAM, _SACCADE_STREAM = 1, 2  # separate counters so blink draws never shift gaze draws
+# Events drawn are kept: a folder of clips with one seed draws the same first events for every clip, and a
+# generator costs more to seed than a short clip's whole eye animation.
+_DRAWS_KEPT = 4096
 
 
 @dataclass(frozen=True)
@@ -65,6 +69,7 @@ def _rng(seed: int, stream: int, index: int) -> np.random.Generator:
     return np.random.default_rng([seed % 2**63, stream, index])
 
 
+@lru_cache(maxsize=_DRAWS_KEPT)
 def _blink_draw(seed: int, index: int, config: IdleConfig) -> tuple[float, float, float]:
     """Gap before blink ``index`` (from the previous start, or from 0), its duration and amplitude."""
     rng = _rng(seed, _BLINK_STREAM, index)
@@ -76,6 +81,7 @@ def _blink_draw(seed: int, index: int, config: IdleConfig) -> tuple[float, float
     return float(gap), float(duration), float(rng.uniform(0.9, 1.0))
 
 
+@lru_cache(maxsize=_DRAWS_KEPT)
 def _saccade_draw(seed: int, index: int, config: IdleConfig) -> tuple[float, tuple[float, float]]:
     """Gap before saccade ``index`` (from the previous start) and its (yaw, pitch) target."""
     rng = _rng(seed, _SACCADE_STREAM, index)

@@ -35,12 +35,14 @@ import numpy as np
 
 from audio2blendshape.atomic import atomic_write
 from audio2blendshape.names import ARKIT_NAMES, to_pascal
-from audio2blendshape.runtime.head import (
-    check_head,
-    format_head_rows,
-    head_from_rows,
-    read_npy_head,
-    sidecar_path,
+from audio2blendshape.runtime.head import check_head, head_from_rows, read_npy_head, sidecar_path
+from audio2blendshape.runtime.row_format import (
+    Field,
+    const_field,
+    join_fields,
+    signed_field,
+    timecode_fields,
+    unit_field,
 )
 
 # Live Link Face's column order: ARKit's, except that the app writes right before left for jaw and mouth.
@@ -54,7 +56,7 @@ LIVE_LINK_HEADER = ",".join(
     ("Timecode", "BlendshapeCount", *(to_pascal(n) for n in LIVE_LINK_NAMES), *LIVE_LINK_EXTRA)
 )
 LIVE_LINK_COUNT = len(LIVE_LINK_NAMES) + len(LIVE_LINK_EXTRA)  # 61, the app's BlendshapeCount
-BLOCK_ROWS = 8192  # frames formatted and written at a time
+BLOCK_ROWS = 1024  # frames formatted and written at a time (small blocks stay in the CPU cache)
 RANGE_SLACK = 1e-6  # weights this far outside [0, 1] are float noise and are clipped, not rejected
 
 
@@ -137,33 +139,6 @@ class ResultWriter:
         raise NotImplementedError
 
 
-def fixed6(values: np.ndarray) -> np.ndarray:
-    """Values ``(T, K)`` in [0, 1] as ASCII ``d.dddddd``: uint8 ``(T, K, 8)``, rounded to 6 decimals.
-
-    Vectorised because ``"%.6f" % v`` per value costs more than the model on long audio.
-    """
-    micro = np.rint(np.clip(values.astype(np.float64), 0.0, 1.0) * 1e6).astype(np.int64)
-    out = np.empty((*values.shape, 8), dtype=np.uint8)
-    out[..., 0] = ord("0") + micro // 1_000_000
-    out[..., 1] = ord(".")
-    for i in range(6):
-        out[..., 2 + i] = ord("0") + (micro // 10 ** (5 - i)) % 10
-    return out
-
-
-def format_rows(values: np.ndarray, separator: bytes = b",") -> list[bytes]:
-    """Each row of ``values (T, K)`` in [0, 1] as ``v,v,...`` bytes (6 decimals): a list of T byte strings."""
-    rows, columns = values.shape
-    if rows == 0:
-        return []
-    cells = np.empty((rows, columns, 9), dtype=np.uint8)
-    cells[..., :8] = fixed6(values)
-    cells[..., 8] = separator[0]
-    width = columns * 9 - 1  # the last separator is dropped
-    flat = np.ascontiguousarray(cells.reshape(rows, columns * 9)[:, :width])
-    return list(flat.view(f"S{width}").ravel())
-
-
 def _blocks(animation: Animation, columns: list[int] | None = None) -> Iterator[tuple[int, np.ndarray]]:
     """(first frame, weights ``(t, K)``) blocks of at most ``BLOCK_ROWS`` frames, columns reordered."""
     for first in range(0, animation.frames, BLOCK_ROWS):
@@ -182,12 +157,29 @@ def _check_range(animation: Animation, path: Path) -> None:
         )
 
 
-def timecode(frame: int, fps: int) -> str:
-    """Live Link Face timecode ``HH:MM:SS:FF.mmm`` of frame ``frame`` at an integer ``fps``."""
-    seconds, within = divmod(frame, fps)
-    minutes, second = divmod(seconds, 60)
-    hours, minute = divmod(minutes, 60)
-    return f"{hours:02d}:{minute:02d}:{second:02d}:{within:02d}.000"
+_CSV_COUNT = f",{LIVE_LINK_COUNT},".encode()
+_CSV_EYES = b"0.000000," * (len(LIVE_LINK_EXTRA) - 4) + b"0.000000\n"  # the eye rotations, always 0
+_CSV_TAIL = b"0.000000," * 3 + _CSV_EYES  # no head: its three columns are 0 too
+
+
+def csv_rows(first: int, block: np.ndarray, head: np.ndarray | None, fps: int) -> np.ndarray:
+    """Live Link Face rows of frames ``first ..`` as uint8 text: weights ``(t, 52)`` in Live Link order,
+    head ``(t, 3)``."""
+    rows = len(block)
+    fields = timecode_fields(first, rows, fps)
+    fields += [const_field(_CSV_COUNT, rows), unit_field(block, b"," * block.shape[1])]
+    if head is None:
+        fields.append(const_field(_CSV_TAIL, rows))
+    else:
+        fields += [signed_field(head, b",,,"), const_field(_CSV_EYES, rows)]
+    return join_fields(fields)
+
+
+def json_rows(first: int, cells: Field) -> np.ndarray:
+    """JSON rows ``[...]`` of frames ``first ..`` as uint8 text, one a line, comma-separated: ``cells`` end
+    with ``]``."""
+    text = join_fields([const_field(b",\n[", len(cells[0])), cells])
+    return text[1:] if first == 0 else text
 
 
 class CsvWriter(ResultWriter):
@@ -217,23 +209,10 @@ class CsvWriter(ResultWriter):
     def write_result(self, animation: Animation, handle: BinaryIO) -> None:
         keys = [n.lower() for n in animation.names]
         columns = [keys.index(n.lower()) for n in LIVE_LINK_NAMES]
-        fps = round(animation.fps)
-        count = f",{LIVE_LINK_COUNT},".encode()
-        tail = ("," + ",".join(["0.000000"] * len(LIVE_LINK_EXTRA)) + "\n").encode()
-        eyes = ("," + ",".join(["0.000000"] * (len(LIVE_LINK_EXTRA) - 3)) + "\n").encode()
         handle.write((LIVE_LINK_HEADER + "\n").encode())
         for first, block in _blocks(animation, columns):
-            rows = format_rows(block)
-            if animation.head is None:
-                tails = [tail] * len(rows)
-            else:
-                heads = format_head_rows(animation.head[first : first + len(rows)])
-                tails = [b"," + head + eyes for head in heads]
-            lines = (
-                timecode(first + i, fps).encode() + count + row + end
-                for i, (row, end) in enumerate(zip(rows, tails, strict=True))
-            )
-            handle.write(b"".join(lines))
+            head = None if animation.head is None else animation.head[first : first + len(block)]
+            handle.write(csv_rows(first, block, head, round(animation.fps)).data)
 
 
 class JsonWriter(ResultWriter):
@@ -251,15 +230,14 @@ class JsonWriter(ResultWriter):
         head = {"names": list(animation.names), "fps": fps, "duration": round(animation.duration, 6)}
         handle.write(json.dumps(head)[:-1].encode() + b', "frames": [')
         for first, block in _blocks(animation):
-            rows = format_rows(block)
-            lead = b"\n[" if first == 0 else b",\n["
-            handle.write(lead + b"],\n[".join(rows) + b"]")
+            width = block.shape[1]  # a rig of no shapes still gets one empty [] per frame
+            cells = unit_field(block, b"," * (width - 1) + b"]") if width else const_field(b"]", len(block))
+            handle.write(json_rows(first, cells).data)
         if animation.head is not None:
             handle.write(b'\n], "head": [')
             for first in range(0, animation.frames, BLOCK_ROWS):
-                rows = format_head_rows(animation.head[first : first + BLOCK_ROWS])
-                lead = b"\n[" if first == 0 else b",\n["
-                handle.write(lead + b"],\n[".join(rows) + b"]")
+                head_block = animation.head[first : first + BLOCK_ROWS]
+                handle.write(json_rows(first, signed_field(head_block, b",,]")).data)
         handle.write(b"\n]}\n")
 
 
@@ -289,7 +267,7 @@ def read_npy_animation(path: str | Path, names: tuple[str, ...], fps: float) -> 
     path = Path(path)
     try:
         weights = np.load(path, allow_pickle=False)
-        head = read_npy_head(path)
+        head = read_npy_head(path, len(weights))
         return Animation(tuple(names), fps, weights, len(weights) / fps, head=head)
     except (OSError, ValueError) as error:
         raise WriterError(f"{path}: not an animation .npy ({error})") from error
