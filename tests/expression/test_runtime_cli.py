@@ -30,9 +30,15 @@ def animator() -> Animator:
     return Animator.load()
 
 
-def test_streamer_equals_animator_with_every_layer(animator: Animator) -> None:
-    offline = animator.animate(HELLO, fps=60, seed=5, expression=CONTROLS)
-    plain = animator.animate(HELLO, fps=60, seed=5)
+@pytest.fixture(scope="module")
+def low_latency() -> Animator:
+    """The bundled low-latency model (what ``stream`` runs) offline, through its checkpoint."""
+    return Animator(load_stream_model(None, "torch", 1))
+
+
+def test_streamer_equals_animator_with_every_layer(low_latency: Animator) -> None:
+    offline = low_latency.animate(HELLO, fps=60, seed=5, expression=CONTROLS)
+    plain = low_latency.animate(HELLO, fps=60, seed=5)
     assert offline.head is not None and plain.head is None
     assert np.abs(offline.weights - plain.weights).max() > 0.3
     audio = load_audio(HELLO)
@@ -120,12 +126,12 @@ def test_stream_command_takes_the_expression_options_and_osc_input() -> None:
     assert "streamed 4.85 s of audio" in result.stdout
 
 
-def test_streamer_equals_animator_at_a_natively_featurised_rate(animator: Animator) -> None:
+def test_streamer_equals_animator_at_a_natively_featurised_rate(low_latency: Animator) -> None:
     import soxr
 
     audio = soxr.resample(load_audio(HELLO), 16000, 44100).astype(np.float32)
     controls = ExpressionControls(expressiveness=1.0, head_motion=1.0)
-    offline = animator.animate(audio, fps=30, sample_rate=44100, seed=2, expression=controls)
+    offline = low_latency.animate(audio, fps=30, sample_rate=44100, seed=2, expression=controls)
     streamer = Streamer(load_stream_model(None, "auto", 1), 44100, 30, True, 2, expression=controls)
     parts = [streamer.push(audio[i : i + 882]) for i in range(0, len(audio), 882)] + [streamer.flush()]
     np.testing.assert_allclose(np.concatenate([p.weights for p in parts]), offline.weights, atol=1e-4)

@@ -32,7 +32,12 @@ from torch import nn
 
 from audio2blendshape.audio.constants import FRAMES_PER_SECOND, HOP_LENGTH, N_FFT, SAMPLE_RATE
 from audio2blendshape.models.frame import FrameModel
-from audio2blendshape.runtime.backends import BUNDLED_CHECKPOINT, BUNDLED_ONNX, BUNDLED_STREAM_ONNX
+from audio2blendshape.runtime.backends import (
+    BUNDLED_CHECKPOINT,
+    BUNDLED_ONNX,
+    BUNDLED_STREAM_CHECKPOINT,
+    BUNDLED_STREAM_ONNX,
+)
 from audio2blendshape.runtime.onnx_backend import FORMAT
 
 OPSET = 18  # ai.onnx opset: onnxruntime >= 1.14, Unity Sentis and Unreal NNE all run it
@@ -212,17 +217,17 @@ def export_checkpoint(
     return export_onnx(loaded.model, loaded.names, path, streaming, new_steps, source)
 
 
-BUNDLED = {BUNDLED_ONNX: False, BUNDLED_STREAM_ONNX: True}  # file in assets/ -> streaming variant
+# File in assets/ -> (the checkpoint beside it that it exports, streaming variant).
+BUNDLED = {BUNDLED_ONNX: (BUNDLED_CHECKPOINT, False), BUNDLED_STREAM_ONNX: (BUNDLED_STREAM_CHECKPOINT, True)}
 
 
 def export_bundled(assets: str | Path) -> list[Path]:
-    """Rebuild the bundled model's ONNX files in ``assets`` from the bundled checkpoint beside them.
+    """Rebuild the bundled models' ONNX files in ``assets`` from the bundled checkpoints beside them.
 
     The runtime runs these files (no torch); ``tests/runtime/test_bundled_onnx.py`` fails when they no longer
     match the checkpoint.
     """
-    checkpoint = Path(assets) / BUNDLED_CHECKPOINT
     return [
-        export_checkpoint(checkpoint, Path(assets) / name, streaming=streaming, new_steps=1)
-        for name, streaming in BUNDLED.items()
+        export_checkpoint(Path(assets) / checkpoint, Path(assets) / name, streaming=streaming, new_steps=1)
+        for name, (checkpoint, streaming) in BUNDLED.items()
     ]

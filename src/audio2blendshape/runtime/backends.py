@@ -24,9 +24,11 @@ import numpy as np
 from audio2blendshape.runtime.onnx_backend import OnnxFrameModel, OnnxWindowModel, load_onnx_model
 
 BACKENDS = ("auto", "onnx", "torch")
-BUNDLED_CHECKPOINT = "default.safetensors"  # the bundled model, in the package's assets/
+BUNDLED_CHECKPOINT = "default.safetensors"  # the bundled offline model, in the package's assets/
 BUNDLED_ONNX = "default.onnx"  # its export, full variant: Animator
-BUNDLED_STREAM_ONNX = "default.stream.onnx"  # the same weights, window variant: Streamer
+# The bundled low-latency model (no look-ahead past the STFT window) and its window-variant export: Streamer.
+BUNDLED_STREAM_CHECKPOINT = "default.stream.safetensors"
+BUNDLED_STREAM_ONNX = "default.stream.onnx"
 TORCH_BACKEND = "audio2blendshape.models.torch_backend"
 
 
@@ -127,13 +129,17 @@ def load_pose_model(
 
 def load_stream_model(path: str | Path | None = None, backend: str = "auto", threads: int | None = 1) -> Any:
     """The Streamer's model: an ``.onnx`` file of either variant, a checkpoint through torch, or (None) the
-    bundled model's streaming export (the window variant: only the new steps are computed per push)."""
+    bundled low-latency model: its streaming export (the window variant: only the new steps are computed per
+    push), or its checkpoint with ``backend="torch"``."""
     _check_threads(threads)
     if resolve_backend(path, backend) == "onnx":
         if path is not None:
             return load_onnx_model(str(path), threads)
-        return _bundled_onnx(BUNDLED_STREAM_ONNX, OnnxWindowModel, threads, "default model (streaming)")
-    model = torch_backend(str(path or "the default checkpoint")).load(path, "cpu", threads)
+        return _bundled_onnx(BUNDLED_STREAM_ONNX, OnnxWindowModel, threads, "default low-latency model")
+    if path is None:
+        with bundled_file(BUNDLED_STREAM_CHECKPOINT) as checkpoint:
+            return load_stream_model(checkpoint, "torch", threads)
+    model = torch_backend(str(path)).load(path, "cpu", threads)
     if model.kind != "frame":
         raise TypeError(f"streaming needs a FrameModel, got a {type(model.module).__name__} (kind=frame)")
     return model
