@@ -45,6 +45,9 @@ class TrainConfig:
     checkpoint_every: int = 100  # steps between checkpoints (and at the last step)
     seed: int = 0  # seeds initialisation, data order and dropout; the same seed gives the same run
     init_from: str = ""  # checkpoint whose weights start the run ("default": the bundled one; "": random)
+    encoder_lr_scale: float = 1.0  # the audio encoder's learning rate as a fraction of lr; 0 freezes it
+    keep_best: bool = False  # also keep best.safetensors: the weights at the lowest val/total so far
+    output_bias_from_data: bool = False  # fresh runs: output biases start at the logit of each curve's mean
     device: str = "auto"  # "auto" (cuda when available), "cpu", "cuda", "cuda:1", ...
     progress: bool = True  # show a tqdm progress bar on rank 0
     tensorboard: bool = False  # also write TensorBoard events (needs the tensorboard extra)
@@ -142,6 +145,7 @@ def validate(config: Config, source: str) -> None:
         (t.max_steps > 0, "train.max_steps must be positive"),
         (t.batch_size > 0, "train.batch_size must be positive"),
         (t.lr > 0 and t.min_lr >= 0, "train.lr must be positive and train.min_lr non-negative"),
+        (t.encoder_lr_scale >= 0, "train.encoder_lr_scale must be non-negative"),
         (t.grad_clip > 0 and not math.isnan(t.grad_clip), "train.grad_clip must be positive (inf = no clip)"),
         (min(t.log_every, t.eval_every, t.checkpoint_every) > 0, "train.*_every must be positive"),
         (config.model.kind in MODEL_KINDS, f"model.kind must be one of {', '.join(MODEL_KINDS)}"),

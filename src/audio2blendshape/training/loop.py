@@ -26,7 +26,8 @@ from tqdm import tqdm
 
 from audio2blendshape.data.toy_speech import synthetic_windows
 from audio2blendshape.data.windows import MixedWindows, WindowDataset, collate
-from audio2blendshape.models.simplified import BlendshapeModel
+from audio2blendshape.models.frame import FrameModel
+from audio2blendshape.models.simplified import BlendshapeModel, PerShapeLinear
 from audio2blendshape.training.checkpoint import (
     build_model,
     load_checkpoint,
@@ -41,15 +42,18 @@ from audio2blendshape.training.diagnostics import (
     gradient_norms,
 )
 from audio2blendshape.training.feature_augment import augment_features
-from audio2blendshape.training.losses import BlendshapeLoss
+from audio2blendshape.training.losses import LOGIT_FLOOR, BlendshapeLoss
 from audio2blendshape.training.metrics_log import MetricsLog
 
 log = logging.getLogger(__name__)
 
 CHECKPOINT_NAME = "last.safetensors"
+BEST_NAME = "best.safetensors"  # with train.keep_best: the weights at the lowest validation loss
 # Fields that may change between a run and its resumption without changing the run's results.
 RESUMABLE_CHANGES = {"max_steps", "progress", "log_every", "eval_every", "checkpoint_every", "device",
-                     "tensorboard"}  # fmt: skip
+                     "tensorboard", "keep_best"}  # fmt: skip
+# Top-level modules that make up the audio encoder of each model kind (train.encoder_lr_scale).
+ENCODER_MODULES = ("audio_encoder", "input_layer", "conv_blocks")
 
 
 @dataclass(frozen=True)
@@ -177,13 +181,13 @@ def resume_step(path: Path, model: BlendshapeModel, optimizer: torch.optim.Optim
     return checkpoint.step
 
 
-def initialise_from(path: Path, model: BlendshapeModel, names: tuple[str, ...]) -> None:
+def initialise_from(path: Path, model: BlendshapeModel, names: tuple[str, ...]) -> list[int]:
     """Start from another run's weights (fine-tuning), optimizer state fresh.
 
     The source may have another rig: per-shape rows (queries, per-shape output layers) are copied for the
     names both rigs share (case-insensitive) and start fresh for the others, so a model trained on ARKit can
     start a 116-shape rig with its audio encoder. Everything else must fit this config's model exactly.
-    ``default`` names the bundled model.
+    ``default`` names the bundled model. Returns the rows copied by name.
     """
     source = load_default_checkpoint() if str(path) == "default" else load_checkpoint(path)
     state = source.model.state_dict()
@@ -197,12 +201,29 @@ def initialise_from(path: Path, model: BlendshapeModel, names: tuple[str, ...]) 
         merged = fresh[key].clone()
         merged[rows] = state[key][from_rows]
         state[key] = merged
+    _narrow_attention_window(state, source.model, model)
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as error:
         raise ValueError(f"{path}: its weights do not fit this config's model ({error})") from error
     if len(rows) < len(names):
         log.info("init_from %s: %d of %d shapes by name, the rest start fresh", path, len(rows), len(names))
+    return rows
+
+
+def _narrow_attention_window(state: dict[str, torch.Tensor], source: nn.Module, model: nn.Module) -> None:
+    """Let a FrameModel start from one that attends over a wider window (e.g. a low-latency model with less
+    look-ahead from the bundled one): keep the position biases of the offsets both windows share."""
+    key = "attention.position_bias"
+    if not (isinstance(source, FrameModel) and isinstance(model, FrameModel)) or key not in state:
+        return
+    have, want = source.config, model.config
+    if (have.window_left, have.window_right) == (want.window_left, want.window_right):
+        return
+    if want.window_left > have.window_left or want.window_right > have.window_right:
+        return  # a wider window has offsets the source never learned: load_state_dict reports it
+    first = have.window_left - want.window_left  # column of offset -want.window_left in the source
+    state[key] = state[key][:, first : first + want.window_left + want.window_right + 1].clone()
 
 
 def restore(
@@ -210,7 +231,7 @@ def restore(
     model: BlendshapeModel,
     optimizer: torch.optim.Optimizer,
     config: Config,
-    names: tuple[str, ...],
+    train_set: WindowDataset,
     runtime: Runtime,
 ) -> int:
     """The first step to run: resume from ``path`` if it exists, else start (from ``init_from`` if set)."""
@@ -219,9 +240,29 @@ def restore(
         if runtime.is_main:
             log.info("resuming %s from step %d", path, start)
         return start
-    if config.train.init_from:
-        initialise_from(Path(config.train.init_from), model, names)
+    copied = (
+        initialise_from(Path(config.train.init_from), model, train_set.names)
+        if config.train.init_from
+        else []
+    )
+    if config.train.output_bias_from_data:
+        start_output_bias(model, train_set, copied)
     return 0
+
+
+@torch.no_grad()
+def start_output_bias(model: nn.Module, train_set: WindowDataset, keep: list[int]) -> None:
+    """Start each shape's output bias at the logit of its mean over the training windows (rows in ``keep``,
+    copied by ``init_from``, stay). From sigmoid(0) = 0.5, curves that sit near 0 (a face rig's usually do)
+    cost hundreds of steps at Adam's ~lr per step just to bring the biases down."""
+    output = [module for module in model.modules() if isinstance(module, PerShapeLinear)][-1]
+    total, frames = torch.zeros(len(train_set.names), dtype=torch.float64), 0
+    for first in range(0, len(train_set), 64):
+        _, curves = collate(train_set, torch.arange(first, min(first + 64, len(train_set))))
+        total, frames = total + curves.double().sum((0, 1)), frames + curves.shape[0] * curves.shape[1]
+    logits = torch.logit(total / frames, eps=1e-6).clamp(LOGIT_FLOOR + 1.0, -LOGIT_FLOOR - 1.0)
+    fresh = sorted(set(range(len(logits))) - set(keep))
+    output.bias[fresh] = logits[fresh].to(output.bias)
 
 
 def step_record(
@@ -249,6 +290,45 @@ def training_batch(
     return mel, curves
 
 
+def make_optimizer(model: nn.Module, config: Config) -> torch.optim.AdamW:
+    """AdamW with groups that each carry the ``lr_scale`` their learning rate gets: the audio encoder's
+    (``train.encoder_lr_scale``), then the rest's (1). At scale 1 there is one group, as in checkpoints
+    written before the scale existed, so those resume. At scale 0 the encoder is frozen outright: no
+    gradients, so no backward pass through it.
+    """
+    t = config.train
+    encoder: list[nn.Parameter] = []
+    rest: list[nn.Parameter] = []
+    for name, parameter in model.named_parameters():
+        split = t.encoder_lr_scale != 1.0 and name.split(".", 1)[0] in ENCODER_MODULES
+        (encoder if split else rest).append(parameter)
+        parameter.requires_grad_(not (split and t.encoder_lr_scale == 0.0))
+    groups = [{"params": encoder, "lr_scale": t.encoder_lr_scale}, {"params": rest, "lr_scale": 1.0}]
+    return torch.optim.AdamW([g for g in groups if g["params"]], lr=t.lr, weight_decay=t.weight_decay)
+
+
+def set_learning_rate(optimizer: torch.optim.Optimizer, lr: float) -> None:
+    """Every group's rate: ``lr`` times its ``lr_scale`` (1 where absent: groups of older checkpoints)."""
+    for group in optimizer.param_groups:
+        group["lr"] = lr * group.get("lr_scale", 1.0)
+
+
+class BestKeeper:
+    """With ``train.keep_best``, rank 0 keeps ``best.safetensors``: the weights (no optimizer state) at the
+    lowest ``val/total`` so far, written atomically. A resumed run carries on from the stored loss, so its
+    best file is the one an uninterrupted run would have (given the same ``eval_every``)."""
+
+    def __init__(self, path: Path, enabled: bool) -> None:
+        self.path, self.enabled, self.loss = path, enabled, math.inf
+        if enabled and path.exists():
+            self.loss = float(load_checkpoint(path).extra.get("val/total", math.inf))
+
+    def offer(self, model: nn.Module, config: Config, names: tuple[str, ...], step: int, loss: float) -> None:
+        if self.enabled and loss < self.loss:
+            self.loss = loss
+            save_checkpoint(self.path, model, config, names, step, extra={"val/total": loss})
+
+
 def train(config: Config) -> dict[str, Any]:
     """Train a model as ``config`` says; returns the last logged metrics."""
     t = config.train
@@ -257,20 +337,19 @@ def train(config: Config) -> dict[str, Any]:
     names = tuple(train_set.names)
     torch.manual_seed(t.seed)
     model = build_model(config, len(names)).to(runtime.device)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=t.lr, weight_decay=t.weight_decay)
-    out_dir = Path(t.out_dir)
-    checkpoint_path = out_dir / CHECKPOINT_NAME
-    start = restore(checkpoint_path, model, optimizer, config, names, runtime)
+    optimizer = make_optimizer(model, config)
+    checkpoint_path = Path(t.out_dir) / CHECKPOINT_NAME
+    best = BestKeeper(checkpoint_path.with_name(BEST_NAME), t.keep_best and runtime.is_main)
+    start = restore(checkpoint_path, model, optimizer, config, train_set, runtime)
     ddp_model = nn.parallel.DistributedDataParallel(model) if runtime.world > 1 else model
     loss_fn = BlendshapeLoss(names, config.loss)
-    metrics = MetricsLog(out_dir / "metrics.jsonl", start, runtime.is_main, t.tensorboard)
+    metrics = MetricsLog(checkpoint_path.with_name("metrics.jsonl"), start, runtime.is_main, t.tensorboard)
     progress = tqdm(total=t.max_steps, initial=start, disable=not (t.progress and runtime.is_main),
                     desc="train", unit="step", dynamic_ncols=True)  # fmt: skip
     last: dict[str, Any] = {}
     for step in range(start, t.max_steps):
         lr = learning_rate(step, config)
-        for group in optimizer.param_groups:
-            group["lr"] = lr
+        set_learning_rate(optimizer, lr)
         torch.manual_seed(derived_seed(t.seed, 0, step, runtime.rank))  # this step's dropout masks
         mel, curves = training_batch(train_set, step, config, runtime)
 
@@ -294,6 +373,7 @@ def train(config: Config) -> dict[str, Any]:
         if (done % t.eval_every == 0 or done == t.max_steps) and runtime.is_main:
             record.update(evaluate(model, val_set, loss_fn, config, runtime.device))
             progress.write(f"step {done}: train {loss_value:.5f}  val {record['val/total']:.5f}")
+            best.offer(model, config, names, done, record["val/total"])
         checkpointing = done % t.checkpoint_every == 0 or done == t.max_steps
         if checkpointing:
             record["ranks_in_sync"] = ranks_in_sync(model, runtime)
