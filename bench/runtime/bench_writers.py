@@ -6,8 +6,8 @@ per-file costs of a folder of clips (fsync, idle layer); prints a table.
 Rows:
 
 * CSV / JSON of ``--minutes`` at 60 fps (random weights; with and without a head track): the writers'
-  ``write_result`` into memory, old (``_old_csv`` and ``_old_json`` below, the code before
-  ``runtime.row_format``) and new, alternating, with a check that both give the same bytes;
+  ``write_result`` into memory, old (``old_csv`` and ``old_json`` from ``tests/runtime/old_writers.py``,
+  the code before ``runtime.row_format``) and new, alternating, with a check that both give the same bytes;
 * ``--clips`` Live Link CSVs of 3 s written to /tmp/a2b_bench_writers, each atomically with its own fsync
   (as before) and inside ``atomic.deferred_sync()`` (one ``os.sync()`` for all, as ``animate`` does now);
 * the idle layer on ``--clips`` 3 s clips with one seed: the first clip (events drawn) and the others
@@ -20,25 +20,23 @@ from __future__ import annotations
 
 import argparse
 import io
-import json
 import os
 import shutil
 import statistics
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tests"))
+from runtime.old_writers import old_csv, old_json
+
 from audio2blendshape.atomic import deferred_sync
 from audio2blendshape.names import ARKIT_NAMES
 from audio2blendshape.runtime import idle
-from audio2blendshape.runtime.head import format_head_rows
 from audio2blendshape.runtime.writers import (
-    LIVE_LINK_COUNT,
-    LIVE_LINK_EXTRA,
-    LIVE_LINK_HEADER,
-    LIVE_LINK_NAMES,
     Animation,
     CsvWriter,
     JsonWriter,
@@ -46,67 +44,6 @@ from audio2blendshape.runtime.writers import (
 
 WORK = Path("/tmp/a2b_bench_writers")
 FPS = 60
-
-
-def _old_format_rows(values: np.ndarray) -> list[bytes]:
-    """``writers.format_rows`` before ``row_format``: digit by digit in int64, rows as a list of bytes."""
-    rows, columns = values.shape
-    if rows == 0:
-        return []
-    micro = np.rint(np.clip(values.astype(np.float64), 0.0, 1.0) * 1e6).astype(np.int64)
-    cells = np.empty((rows, columns, 9), dtype=np.uint8)
-    cells[..., 0] = ord("0") + micro // 1_000_000
-    cells[..., 1] = ord(".")
-    for i in range(6):
-        cells[..., 2 + i] = ord("0") + (micro // 10 ** (5 - i)) % 10
-    cells[..., 8] = ord(",")
-    width = columns * 9 - 1
-    return list(np.ascontiguousarray(cells.reshape(rows, columns * 9)[:, :width]).view(f"S{width}").ravel())
-
-
-def _old_timecode(frame: int, fps: int) -> str:
-    seconds, within = divmod(frame, fps)
-    minutes, second = divmod(seconds, 60)
-    hours, minute = divmod(minutes, 60)
-    return f"{hours:02d}:{minute:02d}:{second:02d}:{within:02d}.000"
-
-
-def _old_csv(animation: Animation, handle: io.BytesIO, block_rows: int = 8192) -> None:
-    """``CsvWriter.write_result`` before ``row_format``."""
-    keys = [n.lower() for n in animation.names]
-    columns = [keys.index(n.lower()) for n in LIVE_LINK_NAMES]
-    fps = round(animation.fps)
-    count = f",{LIVE_LINK_COUNT},".encode()
-    tail = ("," + ",".join(["0.000000"] * len(LIVE_LINK_EXTRA)) + "\n").encode()
-    eyes = ("," + ",".join(["0.000000"] * (len(LIVE_LINK_EXTRA) - 3)) + "\n").encode()
-    handle.write((LIVE_LINK_HEADER + "\n").encode())
-    for first in range(0, animation.frames, block_rows):
-        rows = _old_format_rows(animation.weights[first : first + block_rows][:, columns])
-        if animation.head is None:
-            tails = [tail] * len(rows)
-        else:
-            heads = format_head_rows(animation.head[first : first + len(rows)])
-            tails = [b"," + head + eyes for head in heads]
-        lines = (
-            _old_timecode(first + i, fps).encode() + count + row + end
-            for i, (row, end) in enumerate(zip(rows, tails, strict=True))
-        )
-        handle.write(b"".join(lines))
-
-
-def _old_json(animation: Animation, handle: io.BytesIO, block_rows: int = 8192) -> None:
-    """``JsonWriter.write_result`` before ``row_format``."""
-    head = {"names": list(animation.names), "fps": FPS, "duration": round(animation.duration, 6)}
-    handle.write(json.dumps(head)[:-1].encode() + b', "frames": [')
-    for first in range(0, animation.frames, block_rows):
-        rows = _old_format_rows(animation.weights[first : first + block_rows])
-        handle.write((b"\n[" if first == 0 else b",\n[") + b"],\n[".join(rows) + b"]")
-    if animation.head is not None:
-        handle.write(b'\n], "head": [')
-        for first in range(0, animation.frames, block_rows):
-            rows = format_head_rows(animation.head[first : first + block_rows])
-            handle.write((b"\n[" if first == 0 else b",\n[") + b"],\n[".join(rows) + b"]")
-    handle.write(b"\n]}\n")
 
 
 def clock(work: Callable[[], object]) -> tuple[float, float]:
@@ -131,7 +68,7 @@ def animation(seconds: float, head: bool, seed: int = 0) -> Animation:
 def writer_rows(minutes: float, repeats: int) -> None:
     for head in (False, True):
         take = animation(minutes * 60, head)
-        for name, old, new in (("CSV", _old_csv, CsvWriter().write_result), ("JSON", _old_json,
+        for name, old, new in (("CSV", old_csv, CsvWriter().write_result), ("JSON", old_json,
                                JsonWriter().write_result)):  # fmt: skip
             outputs = [io.BytesIO(), io.BytesIO()]
             old(take, outputs[0])

@@ -1,95 +1,38 @@
 """The vectorised CSV/JSON rows are byte for byte what the per-value formatting they replaced wrote.
 
-``_reference_csv`` and ``_reference_json`` are the writers' ``write_result`` bodies as they were before
-``runtime.row_format`` (per-row timecodes, ``fixed6`` digit by digit, ``head.format_head_rows``), kept
-here verbatim as the specification; hypothesis looks for any input the writers accept where the two differ.
+``runtime.old_writers`` holds the writers' ``write_result`` bodies as they were before ``runtime.row_format``
+(per-row timecodes, ``fixed6`` digit by digit, ``head.format_head_rows``), kept verbatim as the
+specification; hypothesis looks for any input the writers accept where the two differ.
 """
 
 from __future__ import annotations
 
 import io
-import json
+from collections.abc import Callable
+from typing import BinaryIO
 
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
+from runtime.old_writers import old_csv, old_fixed6, old_json, old_timecode
 
 import audio2blendshape.runtime.writers as writers
 from audio2blendshape.names import ARKIT_NAMES
 from audio2blendshape.runtime.head import format_head_rows
 from audio2blendshape.runtime.row_format import fixed6, integer_field, join_fields, signed_field, timecode
 from audio2blendshape.runtime.writers import (
-    LIVE_LINK_COUNT,
-    LIVE_LINK_EXTRA,
-    LIVE_LINK_HEADER,
-    LIVE_LINK_NAMES,
     Animation,
     CsvWriter,
     JsonWriter,
 )
 
 
-def _old_fixed6(values: np.ndarray) -> np.ndarray:
-    micro = np.rint(np.clip(values.astype(np.float64), 0.0, 1.0) * 1e6).astype(np.int64)
-    out = np.empty((*values.shape, 8), dtype=np.uint8)
-    out[..., 0] = ord("0") + micro // 1_000_000
-    out[..., 1] = ord(".")
-    for i in range(6):
-        out[..., 2 + i] = ord("0") + (micro // 10 ** (5 - i)) % 10
-    return out
-
-
-def _old_format_rows(values: np.ndarray) -> list[bytes]:
-    rows, columns = values.shape
-    if rows == 0:
-        return []
-    cells = np.empty((rows, columns, 9), dtype=np.uint8)
-    cells[..., :8] = _old_fixed6(values)
-    cells[..., 8] = ord(",")
-    width = columns * 9 - 1
-    flat = np.ascontiguousarray(cells.reshape(rows, columns * 9)[:, :width])
-    return list(flat.view(f"S{width}").ravel())
-
-
-def _old_timecode(frame: int, fps: int) -> str:
-    seconds, within = divmod(frame, fps)
-    minutes, second = divmod(seconds, 60)
-    hours, minute = divmod(minutes, 60)
-    return f"{hours:02d}:{minute:02d}:{second:02d}:{within:02d}.000"
-
-
-def _reference_csv(animation: Animation, first_frame: int = 0) -> bytes:
-    keys = [n.lower() for n in animation.names]
-    columns = [keys.index(n.lower()) for n in LIVE_LINK_NAMES]
-    fps = round(animation.fps)
-    count = f",{LIVE_LINK_COUNT},".encode()
-    tail = ("," + ",".join(["0.000000"] * len(LIVE_LINK_EXTRA)) + "\n").encode()
-    eyes = ("," + ",".join(["0.000000"] * (len(LIVE_LINK_EXTRA) - 3)) + "\n").encode()
-    rows = _old_format_rows(animation.weights[:, columns])
-    if animation.head is None:
-        tails = [tail] * len(rows)
-    else:
-        tails = [b"," + head + eyes for head in format_head_rows(animation.head)]
-    lines = (
-        _old_timecode(first_frame + i, fps).encode() + count + row + end
-        for i, (row, end) in enumerate(zip(rows, tails, strict=True))
-    )
-    return (LIVE_LINK_HEADER + "\n").encode() + b"".join(lines)
-
-
-def _reference_json(animation: Animation) -> bytes:
-    fps: float | int = int(animation.fps) if animation.fps == int(animation.fps) else animation.fps
-    head = {"names": list(animation.names), "fps": fps, "duration": round(animation.duration, 6)}
-    out = json.dumps(head)[:-1].encode() + b', "frames": ['
-    if animation.frames:
-        out += b"\n[" + b"],\n[".join(_old_format_rows(animation.weights)) + b"]"
-    if animation.head is not None:
-        out += b'\n], "head": ['
-        if animation.frames:
-            out += b"\n[" + b"],\n[".join(format_head_rows(animation.head)) + b"]"
-    return out + b"\n]}\n"
+def _reference(old: Callable[[Animation, BinaryIO], None], animation: Animation) -> bytes:
+    handle = io.BytesIO()
+    old(animation, handle)
+    return handle.getvalue()
 
 
 def _written(writer: type[CsvWriter | JsonWriter], animation: Animation) -> bytes:
@@ -130,8 +73,8 @@ def test_csv_and_json_are_the_old_bytes(animation: Animation, block_rows: int) -
     previous = writers.BLOCK_ROWS
     writers.BLOCK_ROWS = block_rows  # blocks of any size join into the same file
     try:
-        assert _written(CsvWriter, animation) == _reference_csv(animation)
-        assert _written(JsonWriter, animation) == _reference_json(animation)
+        assert _written(CsvWriter, animation) == _reference(old_csv, animation)
+        assert _written(JsonWriter, animation) == _reference(old_json, animation)
     finally:
         writers.BLOCK_ROWS = previous
 
@@ -147,7 +90,7 @@ def test_timecodes_of_long_files_and_high_rates(first: int, rows: int, fps: int)
     weights = np.full((rows, 52), 0.25, dtype=np.float32)
     text = writers.csv_rows(first, weights, None, fps).tobytes().decode()
     assert [line.split(",")[0] for line in text.splitlines()] == [
-        _old_timecode(first + i, fps) for i in range(rows)
+        old_timecode(first + i, fps) for i in range(rows)
     ]
 
 
@@ -164,7 +107,7 @@ def test_fixed6_and_integer_fields_match_python_formatting() -> None:
     assert [bytes(c).decode() for c in fixed6(values)[0]] == [
         "0.000000", "1.000000", "0.500000", "0.250000", "0.123456", "1.000000", "0.000000", "1.000000",
     ]  # fmt: skip
-    assert np.array_equal(fixed6(values), _old_fixed6(values))
+    assert np.array_equal(fixed6(values), old_fixed6(values))
     numbers = np.array([0, 7, 10, 99, 100, 12345, 10**15])
     text = join_fields([integer_field(numbers, 2), (np.full((7, 1), ord(","), np.uint8), None)])
     assert text.tobytes().decode() == "".join(f"{n:02d}," for n in numbers)
@@ -176,5 +119,5 @@ def test_an_hour_past_99_keeps_every_row(fps: int) -> None:
     first = 100 * 3600 * fps - 2  # the hours field goes from 99 to 100 inside this block
     head = np.array([[-1.0, 0.0, 1e-7]] * 4, dtype=np.float32)
     rows = writers.csv_rows(first, np.zeros((4, 52), np.float32), head, fps).tobytes().decode().splitlines()
-    assert [r.split(",")[0] for r in rows] == [_old_timecode(first + i, fps) for i in range(4)]
+    assert [r.split(",")[0] for r in rows] == [old_timecode(first + i, fps) for i in range(4)]
     assert all(r.split(",")[54:57] == ["-1.000000", "0.000000", "0.000000"] for r in rows)
