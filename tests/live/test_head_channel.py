@@ -7,10 +7,10 @@ import math
 import socket
 import struct
 import time
-from collections.abc import Iterator
 
 import numpy as np
 import pytest
+from live.loopback import TIMEOUT_S, address
 from pythonosc.osc_bundle import OscBundle
 from websockets.sync.client import connect
 
@@ -29,21 +29,7 @@ from audio2blendshape.live.websocket import WebSocketServer
 from audio2blendshape.names import ARKIT_NAMES
 from audio2blendshape.runtime.streamer import StreamFrames
 
-TIMEOUT_S = 2.0
 HEAD = np.array([0.25, -0.125, 0.0625], np.float32)  # yaw, pitch, roll in radians
-
-
-@pytest.fixture
-def receiver() -> Iterator[socket.socket]:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    sock.bind(("127.0.0.1", 0))
-    sock.settimeout(TIMEOUT_S)
-    yield sock
-    sock.close()
-
-
-def address(sock: socket.socket) -> str:
-    return f"127.0.0.1:{sock.getsockname()[1]}"
 
 
 def weights(seed: int = 0) -> np.ndarray:

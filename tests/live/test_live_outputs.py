@@ -12,6 +12,7 @@ from fractions import Fraction
 
 import numpy as np
 import pytest
+from live.loopback import TIMEOUT_S, address
 from pythonosc.osc_bundle import OscBundle
 from websockets.sync.client import ClientConnection, connect
 
@@ -26,22 +27,6 @@ from audio2blendshape.live.sink import LiveOutputError, parse_host_port, sanitiz
 from audio2blendshape.live.vmc import VmcBundleTemplate, VmcSender, build_vmc_bundle
 from audio2blendshape.live.websocket import WebSocketServer
 from audio2blendshape.names import ARKIT, ARKIT_NAMES, Rig, to_pascal
-
-TIMEOUT_S = 2.0  # a loopback datagram or message arrives in microseconds; this only bounds a failure
-
-
-@pytest.fixture
-def receiver() -> Iterator[socket.socket]:
-    """A UDP socket on 127.0.0.1 with a free port, the stand-in for VSeeFace or Unreal."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    sock.bind(("127.0.0.1", 0))
-    sock.settimeout(TIMEOUT_S)
-    yield sock
-    sock.close()
-
-
-def address(sock: socket.socket) -> str:
-    return f"127.0.0.1:{sock.getsockname()[1]}"
 
 
 def free_udp_port() -> int:
