@@ -8,9 +8,9 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from preview.studio_page import CHROMIUM, DRIVER, FLAGS, HELLO
+from preview.studio_page import CHROMIUM, DRIVER, FLAGS, serving
 
-from audio2blendshape.preview.studio_server import StudioHTTPServer, make_server, serve_in_thread
+from audio2blendshape.preview.studio_server import StudioHTTPServer
 from audio2blendshape.preview.studio_store import BUNDLED, StudioStore
 
 
@@ -33,10 +33,5 @@ def browser() -> Iterator[Any]:
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StudioHTTPServer]:
     """The studio with the bundled model and examples/hello.wav as its first clip."""
-    store = StudioStore(tmp_path_factory.mktemp("studio"), {BUNDLED: None})
-    store.add_file(HELLO)
-    server = make_server(store)
-    serve_in_thread(server)
-    yield server
-    server.shutdown()
-    server.server_close()
+    with serving(StudioStore(tmp_path_factory.mktemp("studio"), {BUNDLED: None})) as server:
+        yield server

@@ -7,13 +7,17 @@ animation the server computed.
 from __future__ import annotations
 
 import base64
+import contextlib
 import shutil
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from audio2blendshape.preview.studio_server import StudioHTTPServer, make_server, serve_in_thread
+from audio2blendshape.preview.studio_store import StudioStore
 from audio2blendshape.runtime.writers import Animation
 
 REPO = Path(__file__).resolve().parents[2]
@@ -38,6 +42,19 @@ FLAGS = (
     "--use-fake-device-for-media-stream",
     f"--use-file-for-fake-audio-capture={HELLO}",
 )
+
+
+@contextlib.contextmanager
+def serving(store: StudioStore) -> Iterator[StudioHTTPServer]:
+    """The studio serving ``store``, with examples/hello.wav as its first clip, in a thread."""
+    store.add_file(HELLO)
+    server = make_server(store)
+    serve_in_thread(server)
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 def open_page(driver: Any, url: str) -> None:

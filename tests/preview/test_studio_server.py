@@ -17,13 +17,13 @@ import numpy as np
 import pytest
 import soundfile
 from conftest import run_cli
+from preview.studio_page import serving
 
 from audio2blendshape.preview.studio_server import (
     WEB_ROOT,
     StudioHTTPServer,
     exposure_warning,
     make_server,
-    serve_in_thread,
     static_file,
 )
 from audio2blendshape.preview.studio_store import BUNDLED, StudioConfig, StudioStore
@@ -36,15 +36,9 @@ LIMIT = 200_000  # bytes: a small upload limit so the 413 test sends little
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StudioHTTPServer]:
-    store = StudioStore(
-        tmp_path_factory.mktemp("studio"), {BUNDLED: None}, StudioConfig(max_upload_bytes=LIMIT)
-    )
-    store.add_file(HELLO)
-    server = make_server(store)
-    serve_in_thread(server)
-    yield server
-    server.shutdown()
-    server.server_close()
+    config = StudioConfig(max_upload_bytes=LIMIT)
+    with serving(StudioStore(tmp_path_factory.mktemp("studio"), {BUNDLED: None}, config)) as server:
+        yield server
 
 
 def request(
