@@ -138,3 +138,15 @@ def test_streamer_equals_animator_at_a_natively_featurised_rate(low_latency: Ani
     head = np.concatenate([p.head for p in parts if p.head is not None])
     assert offline.head is not None and np.abs(offline.head).max() > 0.005
     np.testing.assert_allclose(head, offline.head, atol=1e-4)
+
+
+def test_stream_refuses_osc_input_for_another_rig_and_names_it() -> None:
+    import argparse
+
+    from audio2blendshape.cli.stream import _expression
+
+    args = argparse.Namespace(emotion=None, emotion_track=None, preset=None, articulation=1.0,
+                              expressiveness=0.0, head_motion=0.0, osc_in=9000)  # fmt: skip
+    with pytest.raises(ValueError, match=r"rig.ckpt: .*--head-motion, --osc-in need the 52 ARKit shapes"):
+        _expression(args, ("a", "b", "c"), "rig.ckpt")
+    assert _expression(argparse.Namespace(**{**vars(args), "osc_in": None}), ("a", "b"), "rig.ckpt") is None

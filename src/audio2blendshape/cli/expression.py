@@ -73,9 +73,10 @@ def expression_controls(args: argparse.Namespace) -> ExpressionControls | None:
     )
 
 
-def require_arkit(is_arkit: bool, source: str, shapes: int) -> None:
-    """A ValueError naming the checkpoint when expression options are given for a rig that is not ARKit."""
+def require_arkit(is_arkit: bool, source: str, shapes: int, flags: tuple[str, ...] = FLAGS) -> None:
+    """A ValueError naming the checkpoint when expression options (``flags``, the command's) are given for a
+    rig that is not ARKit."""
     if not is_arkit:
         raise ValueError(
-            f"{source}: {', '.join(FLAGS)} need the 52 ARKit shapes, and this checkpoint's rig has {shapes}"
+            f"{source}: {', '.join(flags)} need the 52 ARKit shapes, and this checkpoint's rig has {shapes}"
         )

@@ -12,7 +12,12 @@ import sys
 from pathlib import Path
 
 from audio2blendshape.audio.chunks import file_chunks, mic_chunks
-from audio2blendshape.cli.expression import add_expression_arguments, expression_controls, require_arkit
+from audio2blendshape.cli.expression import (
+    FLAGS,
+    add_expression_arguments,
+    expression_controls,
+    require_arkit,
+)
 from audio2blendshape.cli.help import COMMAND_HELP
 from audio2blendshape.expression.layers import ExpressionControls
 from audio2blendshape.live.session import COMPUTE_MARGIN_S, FrameSender, stream_audio
@@ -101,7 +106,7 @@ def _expression(args: argparse.Namespace, names: tuple[str, ...], source: str) -
     keys = {n.lower() for n in names}
     arkit = len(names) == len(ARKIT_NAMES) and keys == {n.lower() for n in ARKIT_NAMES}
     if controls is not None or args.osc_in is not None:
-        require_arkit(arkit, source, len(names))
+        require_arkit(arkit, source, len(names), (*FLAGS, "--osc-in"))
     return controls if controls is not None else ExpressionControls() if arkit else None
 
 

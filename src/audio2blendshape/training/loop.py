@@ -26,12 +26,10 @@ from tqdm import tqdm
 
 from audio2blendshape.data.toy_speech import synthetic_windows
 from audio2blendshape.data.windows import MixedWindows, WindowDataset, collate
-from audio2blendshape.models.frame import FrameModel
-from audio2blendshape.models.simplified import BlendshapeModel, PerShapeLinear
+from audio2blendshape.models.simplified import BlendshapeModel
 from audio2blendshape.training.checkpoint import (
     build_model,
     load_checkpoint,
-    load_default_checkpoint,
     save_checkpoint,
 )
 from audio2blendshape.training.config import Config, config_to_dict
@@ -42,8 +40,9 @@ from audio2blendshape.training.diagnostics import (
     gradient_norms,
 )
 from audio2blendshape.training.feature_augment import augment_features
-from audio2blendshape.training.losses import LOGIT_FLOOR, BlendshapeLoss
+from audio2blendshape.training.losses import BlendshapeLoss
 from audio2blendshape.training.metrics_log import MetricsLog
+from audio2blendshape.training.warm_start import initialise_from, start_output_bias
 
 log = logging.getLogger(__name__)
 
@@ -181,51 +180,6 @@ def resume_step(path: Path, model: BlendshapeModel, optimizer: torch.optim.Optim
     return checkpoint.step
 
 
-def initialise_from(path: Path, model: BlendshapeModel, names: tuple[str, ...]) -> list[int]:
-    """Start from another run's weights (fine-tuning), optimizer state fresh.
-
-    The source may have another rig: per-shape rows (queries, per-shape output layers) are copied for the
-    names both rigs share (case-insensitive) and start fresh for the others, so a model trained on ARKit can
-    start a 116-shape rig with its audio encoder. Everything else must fit this config's model exactly.
-    ``default`` names the bundled model. Returns the rows copied by name.
-    """
-    source = load_default_checkpoint() if str(path) == "default" else load_checkpoint(path)
-    state = source.model.state_dict()
-    fresh = model.state_dict()
-    source_rows = {name.lower(): row for row, name in enumerate(source.names)}
-    rows = [row for row, name in enumerate(names) if name.lower() in source_rows]  # shapes both rigs have
-    from_rows = [source_rows[names[row].lower()] for row in rows]
-    for key in model.per_shape_parameters():
-        if key not in state or state[key].shape[1:] != fresh[key].shape[1:]:
-            continue  # another model kind or width: load_state_dict below reports the mismatch
-        merged = fresh[key].clone()
-        merged[rows] = state[key][from_rows]
-        state[key] = merged
-    _narrow_attention_window(state, source.model, model)
-    try:
-        model.load_state_dict(state, strict=True)
-    except RuntimeError as error:
-        raise ValueError(f"{path}: its weights do not fit this config's model ({error})") from error
-    if len(rows) < len(names):
-        log.info("init_from %s: %d of %d shapes by name, the rest start fresh", path, len(rows), len(names))
-    return rows
-
-
-def _narrow_attention_window(state: dict[str, torch.Tensor], source: nn.Module, model: nn.Module) -> None:
-    """Let a FrameModel start from one that attends over a wider window (e.g. a low-latency model with less
-    look-ahead from the bundled one): keep the position biases of the offsets both windows share."""
-    key = "attention.position_bias"
-    if not (isinstance(source, FrameModel) and isinstance(model, FrameModel)) or key not in state:
-        return
-    have, want = source.config, model.config
-    if (have.window_left, have.window_right) == (want.window_left, want.window_right):
-        return
-    if want.window_left > have.window_left or want.window_right > have.window_right:
-        return  # a wider window has offsets the source never learned: load_state_dict reports it
-    first = have.window_left - want.window_left  # column of offset -want.window_left in the source
-    state[key] = state[key][:, first : first + want.window_left + want.window_right + 1].clone()
-
-
 def restore(
     path: Path,
     model: BlendshapeModel,
@@ -248,21 +202,6 @@ def restore(
     if config.train.output_bias_from_data:
         start_output_bias(model, train_set, copied)
     return 0
-
-
-@torch.no_grad()
-def start_output_bias(model: nn.Module, train_set: WindowDataset, keep: list[int]) -> None:
-    """Start each shape's output bias at the logit of its mean over the training windows (rows in ``keep``,
-    copied by ``init_from``, stay). From sigmoid(0) = 0.5, curves that sit near 0 (a face rig's usually do)
-    cost hundreds of steps at Adam's ~lr per step just to bring the biases down."""
-    output = [module for module in model.modules() if isinstance(module, PerShapeLinear)][-1]
-    total, frames = torch.zeros(len(train_set.names), dtype=torch.float64), 0
-    for first in range(0, len(train_set), 64):
-        _, curves = collate(train_set, torch.arange(first, min(first + 64, len(train_set))))
-        total, frames = total + curves.double().sum((0, 1)), frames + curves.shape[0] * curves.shape[1]
-    logits = torch.logit(total / frames, eps=1e-6).clamp(LOGIT_FLOOR + 1.0, -LOGIT_FLOOR - 1.0)
-    fresh = sorted(set(range(len(logits))) - set(keep))
-    output.bias[fresh] = logits[fresh].to(output.bias)
 
 
 def step_record(

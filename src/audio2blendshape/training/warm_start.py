@@ -1,0 +1,95 @@
+"""Starting a run from another run's weights (``train.init_from``) and its output biases from the data
+(``train.output_bias_from_data``).
+
+The source may have another rig (per-shape rows are matched by name) or another attention window: a
+low-latency model with less look-ahead than the bundled one, or an offline model with more.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from audio2blendshape.data.windows import WindowDataset, collate
+from audio2blendshape.models.frame import FrameModel
+from audio2blendshape.models.simplified import BlendshapeModel, PerShapeLinear
+from audio2blendshape.training.checkpoint import load_checkpoint, load_default_checkpoint
+from audio2blendshape.training.losses import LOGIT_FLOOR
+
+log = logging.getLogger(__name__)
+
+# Log-odds below the source's outermost offset at which offsets the source never had start: e^-2, about an
+# eighth of that offset's weight.
+NEW_OFFSET_PENALTY = 2.0
+
+
+def initialise_from(path: Path, model: BlendshapeModel, names: tuple[str, ...]) -> list[int]:
+    """Start from another run's weights (fine-tuning), optimizer state fresh.
+
+    The source may have another rig: per-shape rows (queries, per-shape output layers) are copied for the
+    names both rigs share (case-insensitive) and start fresh for the others, so a model trained on ARKit can
+    start a 116-shape rig with its audio encoder. Everything else must fit this config's model exactly.
+    ``default`` names the bundled model. Returns the rows copied by name.
+    """
+    source = load_default_checkpoint() if str(path) == "default" else load_checkpoint(path)
+    state = source.model.state_dict()
+    fresh = model.state_dict()
+    source_rows = {name.lower(): row for row, name in enumerate(source.names)}
+    rows = [row for row, name in enumerate(names) if name.lower() in source_rows]  # shapes both rigs have
+    from_rows = [source_rows[names[row].lower()] for row in rows]
+    for key in model.per_shape_parameters():
+        if key not in state or state[key].shape[1:] != fresh[key].shape[1:]:
+            continue  # another model kind or width: load_state_dict below reports the mismatch
+        merged = fresh[key].clone()
+        merged[rows] = state[key][from_rows]
+        state[key] = merged
+    _fit_attention_window(state, source.model, model)
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as error:
+        raise ValueError(f"{path}: its weights do not fit this config's model ({error})") from error
+    if len(rows) < len(names):
+        log.info("init_from %s: %d of %d shapes by name, the rest start fresh", path, len(rows), len(names))
+    return rows
+
+
+def _fit_attention_window(state: dict[str, torch.Tensor], source: nn.Module, model: nn.Module) -> None:
+    """Let a FrameModel start from one that attends over another window: the offsets both windows share keep
+    their position biases. Offsets the source never had (an offline model with more look-ahead than the
+    bundled one) start at the bias of the source's outermost offset on that side minus ``NEW_OFFSET_PENALTY``:
+    at the start they take little weight, so the model begins close to its source, but enough for a gradient.
+    """
+    key = "attention.position_bias"
+    if not (isinstance(source, FrameModel) and isinstance(model, FrameModel)) or key not in state:
+        return
+    have, want = source.config, model.config
+    if (have.window_left, have.window_right) == (want.window_left, want.window_right):
+        return
+    bias = state[key]  # (heads, have.window_left + have.window_right + 1), offsets -left..+right
+    heads = bias.shape[0]
+    fitted = torch.empty(heads, want.window_left + want.window_right + 1, dtype=bias.dtype)
+    for column, offset in enumerate(range(-want.window_left, want.window_right + 1)):
+        if -have.window_left <= offset <= have.window_right:
+            fitted[:, column] = bias[:, offset + have.window_left]
+        else:
+            edge = 0 if offset < 0 else bias.shape[1] - 1
+            fitted[:, column] = bias[:, edge] - NEW_OFFSET_PENALTY
+    state[key] = fitted
+
+
+@torch.no_grad()
+def start_output_bias(model: nn.Module, train_set: WindowDataset, keep: list[int]) -> None:
+    """Start each shape's output bias at the logit of its mean over the training windows (rows in ``keep``,
+    copied by ``init_from``, stay). From sigmoid(0) = 0.5, curves that sit near 0 (a face rig's usually do)
+    cost hundreds of steps at Adam's ~lr per step just to bring the biases down."""
+    output = [module for module in model.modules() if isinstance(module, PerShapeLinear)][-1]
+    total, frames = torch.zeros(len(train_set.names), dtype=torch.float64), 0
+    for first in range(0, len(train_set), 64):
+        _, curves = collate(train_set, torch.arange(first, min(first + 64, len(train_set))))
+        total, frames = total + curves.double().sum((0, 1)), frames + curves.shape[0] * curves.shape[1]
+    logits = torch.logit(total / frames, eps=1e-6).clamp(LOGIT_FLOOR + 1.0, -LOGIT_FLOOR - 1.0)
+    fresh = sorted(set(range(len(logits))) - set(keep))
+    output.bias[fresh] = logits[fresh].to(output.bias)
