@@ -85,6 +85,9 @@ def test_one_row_per_expression_with_its_label(corpus: Path, tmp_path: Path) -> 
     assert names[1:] == [PLAIN, f"{PLAIN} + happy=0.5, articulation 1.2", f"{PLAIN} + sad, articulation 1.2"]
     alone = _cli("default", "--data", str(corpus), "--articulation", "0.5")
     assert [label for label, _ in _expressions(alone)] == ["articulation 0.5"]
+    with pytest.raises(ValueError, match="score checkpoints: name at least one"):
+        no_checkpoint = _cli("--data", str(corpus), "--emotion", "happy")
+        no_checkpoint.func(no_checkpoint)
 
 
 def test_presets_that_cannot_part_the_lips_keep_every_lipsync_figure(corpus: Path) -> None:

@@ -48,6 +48,8 @@ def _expressions(args: argparse.Namespace) -> list[tuple[str, ExpressionControls
 def _run(args: argparse.Namespace) -> int:
     paths = [None if c == "default" and not Path(c).exists() else c for c in args.checkpoints]
     speakers = [s.strip() for s in args.speakers.split(",") if s.strip()] if args.speakers else None
+    if (args.emotion or args.articulation is not None) and not paths:
+        raise ValueError("--emotion and --articulation score checkpoints: name at least one (e.g. default)")
     report = evaluate_dataset(
         paths, args.data, args.split, args.baselines, args.limit, speakers, _expressions(args)
     )
