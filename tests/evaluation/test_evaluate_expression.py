@@ -130,7 +130,7 @@ def test_the_closure_metric_would_see_lips_parted_by_an_expression(corpus: Path)
 @pytest.mark.parametrize(
     ("arguments", "message"),
     [
-        (("--emotion", "smug"), "emotion: cue at 0 s: unknown emotion preset 'smug'; choose one of neutral"),
+        (("--emotion", "smug"), "emotion 'smug': unknown emotion preset 'smug'; choose one of neutral"),
         (("--emotion", "happy=2"), "emotion 'happy=2': cue 'happy': intensity 2 is outside 0..1"),
         (
             ("--articulation", "1.6"),

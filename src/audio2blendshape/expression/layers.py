@@ -31,7 +31,7 @@ from audio2blendshape.expression.articulation import check_articulation, scale_a
 from audio2blendshape.expression.blend import blend_expression
 from audio2blendshape.expression.expressiveness import apply_expressiveness, check_expressiveness
 from audio2blendshape.expression.head_motion import HeadMotion, check_amplitude
-from audio2blendshape.expression.presets import PresetLibrary
+from audio2blendshape.expression.presets import PresetError, PresetLibrary
 from audio2blendshape.expression.prosody import FEATURES, ProsodyTracker
 from audio2blendshape.expression.track import (
     DEFAULT_RAMP_S,
@@ -81,6 +81,10 @@ class ExpressionControls:
         cues: list[Cue] = []
         if emotion is not None:
             cues = [parse_emotion(emotion)]
+            try:
+                library.vector(cues[0].preset)
+            except PresetError as error:
+                raise PresetError(f"emotion {emotion!r}: {error}") from None
         elif track is not None:
             cues = read_track(track)
             check_cues(cues, library, str(track))
