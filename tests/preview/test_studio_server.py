@@ -22,11 +22,12 @@ from preview.studio_page import serving
 from audio2blendshape.preview.studio_server import (
     WEB_ROOT,
     StudioHTTPServer,
+    byte_range,
     exposure_warning,
     make_server,
     static_file,
 )
-from audio2blendshape.preview.studio_store import BUNDLED, StudioConfig, StudioStore
+from audio2blendshape.preview.studio_store import BUNDLED, StudioConfig, StudioError, StudioStore
 from audio2blendshape.runtime.writers import get_writer
 
 REPO = Path(__file__).resolve().parents[2]
@@ -176,6 +177,28 @@ def test_an_uploaded_clip_animates_and_plays_back_as_the_samples_animated(
     (tmp_path / "tone.wav").write_bytes(upload)  # what `animate` makes of the same file
     expected = server.store.animator(BUNDLED).animate(tmp_path / "tone.wav", fps=60, idle=True, seed=0)
     assert np.abs(np.asarray(animation["frames"]) - expected.weights).max() < 1e-5
+
+
+def test_clip_audio_answers_byte_ranges_for_seeking(server: StudioHTTPServer) -> None:
+    status, body = request(server, "POST", "/api/upload?name=ranges.wav", body=wav_bytes(0.5))
+    path = f"/api/audio/{json.loads(body)['id']}.wav"
+    status, whole = request(server, "GET", path)
+    assert status == 200 and len(whole) > 16_000
+    for header, part in [("bytes=100-199", whole[100:200]), ("bytes=16000-", whole[16000:]),
+                         ("bytes=-44", whole[-44:]), ("bytes=0-99999999", whole)]:  # fmt: skip
+        status, body = request(server, "GET", path, headers={"Range": header})
+        assert (status, body) == (206, part), header
+    assert request(server, "GET", path, headers={"Range": "bytes=0-1,5-9"}) == (200, whole)  # several: whole
+    status, body = request(server, "GET", path, headers={"Range": f"bytes={len(whole)}-"})
+    assert status == 416 and b"outside" in body
+
+
+def test_byte_range_parsing() -> None:
+    assert byte_range(None, 10) is None and byte_range("items=0-1", 10) is None
+    assert byte_range("bytes=2-4", 10) == (2, 4) and byte_range("bytes=-3", 10) == (7, 9)
+    assert byte_range("bytes=-30", 10) == (0, 9) and byte_range("bytes=x-y", 10) is None
+    with pytest.raises(StudioError, match="outside"):
+        byte_range("bytes=5-2", 10)
 
 
 @pytest.mark.parametrize("fmt", ["csv", "json", "npy"])

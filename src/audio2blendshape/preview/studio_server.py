@@ -63,6 +63,25 @@ def exposure_warning(host: str) -> str | None:
     )
 
 
+def byte_range(header: str | None, size: int) -> tuple[int, int] | None:
+    """The ``[first, last]`` bytes one ``Range: bytes=...`` header asks of a body of ``size`` bytes; None for
+    no header or one this server does not serve partially (several ranges, another unit), which gets the
+    whole body as HTTP allows. A StudioError 416 for a range that lies outside the body."""
+    if not header or not header.startswith("bytes=") or "," in header:
+        return None
+    first_text, dash, last_text = header[len("bytes=") :].strip().partition("-")
+    if not dash or not (first_text.isdigit() or last_text.isdigit()):
+        return None
+    if not first_text:  # bytes=-N: the last N bytes
+        first, last = max(size - int(last_text), 0), size - 1
+    else:
+        first = int(first_text)
+        last = min(int(last_text), size - 1) if last_text.isdigit() else size - 1
+    if size == 0 or first > last or first >= size:
+        raise StudioError(f"range {header!r} lies outside the {size} bytes", 416)
+    return first, last
+
+
 def static_file(root: Path, url_path: str) -> Path | None:
     """The file under ``root`` that ``url_path`` names, or None when it names nothing servable.
 
@@ -106,6 +125,20 @@ class StudioHandler(BaseHTTPRequestHandler):
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(body)
+
+    def _send_ranged(self, body: bytes, content_type: str) -> None:
+        """The body, or the part a ``Range`` header asks for (206): seeking in a long clip's audio."""
+        try:
+            wanted = byte_range(self.headers.get("Range"), len(body))
+        except StudioError as error:
+            return self._send(
+                416, str(error).encode(), "text/plain", {"Content-Range": f"bytes */{len(body)}"}
+            )
+        if wanted is None:
+            return self._send(200, body, content_type, {"Accept-Ranges": "bytes"})
+        first, last = wanted
+        extra = {"Accept-Ranges": "bytes", "Content-Range": f"bytes {first}-{last}/{len(body)}"}
+        self._send(206, body[first : last + 1], content_type, extra)
 
     def _json(self, data: object, status: int = 200) -> None:
         self._send(status, json.dumps(data, separators=(",", ":")).encode(), "application/json")
@@ -158,7 +191,7 @@ class StudioHandler(BaseHTTPRequestHandler):
                 }
             )
         if path.startswith("/api/audio/") and path.endswith(".wav"):
-            return self._send(200, store.wav(path[len("/api/audio/") : -4]), "audio/wav")
+            return self._send_ranged(store.wav(path[len("/api/audio/") : -4]), "audio/wav")
         if path == "/api/animation":
             animation = store.animation(query.get("clip", ""), query.get("model", BUNDLED))
             return self._json(animation_json(animation))
