@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch
 
 from audio2blendshape.models.frame import FrameConfig, FrameModel
-from audio2blendshape.training.warm_start import NEW_OFFSET_PENALTY, _fit_attention_window
+from audio2blendshape.training.warm_start import NEW_OFFSET_PENALTY, fit_attention_window
 
 WIDE = FrameConfig(d_model=16, conv_layers=1, conv_kernel=3, d_attention=8, n_heads=2, window_left=3,
                    window_right=2, decoder_hidden=8, dropout=0.0)  # fmt: skip
@@ -25,7 +25,7 @@ def test_the_shared_offsets_keep_their_position_biases() -> None:
     source = source_model(WIDE)  # offsets -3..+2 per head: [0..5], [6..11]
     narrow = FrameModel(4, FrameConfig(**{**WIDE.__dict__, "window_left": 2, "window_right": 0}))
     state = source.state_dict()
-    _fit_attention_window(state, source, narrow)
+    fit_attention_window(state, source, narrow)
     narrow.load_state_dict(state, strict=True)
     # Offsets -2, -1, 0 are columns 1..3 of the source's -3..+2.
     assert narrow.attention.position_bias.tolist() == [[1.0, 2.0, 3.0], [7.0, 8.0, 9.0]]
@@ -38,7 +38,7 @@ def test_new_offsets_start_below_the_outermost_one_on_their_side() -> None:
     )  # [0,1,2],[3,4,5]
     wider = FrameModel(4, FrameConfig(**{**WIDE.__dict__, "window_left": 2, "window_right": 3}))
     state = source.state_dict()
-    _fit_attention_window(state, source, wider)
+    fit_attention_window(state, source, wider)
     wider.load_state_dict(state, strict=True)
     p = NEW_OFFSET_PENALTY
     assert wider.attention.position_bias.tolist() == [
@@ -52,7 +52,7 @@ def test_a_wider_window_starts_close_to_its_source() -> None:
     source = FrameModel(4, WIDE).eval()
     wider = FrameModel(4, FrameConfig(**{**WIDE.__dict__, "window_right": 6})).eval()
     state = source.state_dict()
-    _fit_attention_window(state, source, wider)
+    fit_attention_window(state, source, wider)
     wider.load_state_dict(state, strict=True)
     mel = torch.randn(1, 60, WIDE.n_mels)
     with torch.no_grad():

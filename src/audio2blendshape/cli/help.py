@@ -7,6 +7,7 @@ each command module's ``register()`` takes its text from here.
 COMMAND_HELP: dict[str, str] = {
     "train": "train a model from a TOML config (resumes from its out_dir)",
     "grads": "one (16, 300, 80) batch through forward and backward: the gradient report",
+    "average": "average two checkpoints' weights (a model soup) into one",
     "data": "make, import, label, inspect and check datasets",
     "animate": "speech audio -> blendshape animation (Live Link Face CSV, JSON or NPY)",
     "stream": "animate a file or the microphone live to VMC/Live Link/WS",

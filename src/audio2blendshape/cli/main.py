@@ -16,7 +16,7 @@ from audio2blendshape.cli.help import COMMAND_HELP
 
 # (module under cli/, the commands it registers)
 COMMAND_MODULES: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("train", ("train", "grads")),
+    ("train", ("train", "grads", "average")),
     ("data", ("data",)),
     ("animate", ("animate",)),
     ("stream", ("stream", "export-onnx")),

@@ -1,4 +1,5 @@
-"""``train`` (a run from a TOML config, resumable) and ``grads`` (the seed's step 6 on one batch)."""
+"""``train`` (a run from a TOML config, resumable), ``grads`` (the seed's step 6 on one batch) and ``average``
+(two checkpoints' weights averaged)."""
 
 from __future__ import annotations
 
@@ -28,6 +29,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--max-norm", type=float, default=1.0, help="clip_grad_norm_ max_norm (inf: no clip)")
     parser.add_argument("--plot", default=DEFAULT_PLOT, help="where to write the gradient-flow PNG")
     parser.set_defaults(func=_run_grads)
+    parser = subparsers.add_parser("average", help=COMMAND_HELP["average"])
+    parser.add_argument("first", help="a checkpoint (.safetensors, or 'default': the bundled model)")
+    parser.add_argument(
+        "second", help="a checkpoint of the same model (its attention window may be narrower)"
+    )
+    parser.add_argument("--weight", type=float, required=True, help="the second's share, 0..1")
+    parser.add_argument("-o", "--out", required=True, help="the averaged checkpoint to write")
+    parser.set_defaults(func=_run_average)
 
 
 def _run_train(args: argparse.Namespace) -> int:
@@ -50,4 +59,12 @@ def _run_grads(args: argparse.Namespace) -> int:
 
     checkpoint = Path(args.checkpoint) if args.checkpoint else None
     print(report_text(checkpoint, args.batch, args.frames, args.seed, Path(args.plot), args.max_norm))
+    return 0
+
+
+def _run_average(args: argparse.Namespace) -> int:
+    from audio2blendshape.training.weight_average import average_checkpoints
+
+    out = average_checkpoints(args.first, args.second, args.weight, args.out)
+    print(f"wrote {out}: (1 - {args.weight:g}) x {args.first} + {args.weight:g} x {args.second}")
     return 0

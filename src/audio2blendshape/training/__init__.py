@@ -2,8 +2,7 @@
 
 Lives here: ``config`` (typed TOML config), ``loop`` (the training loop, DDP from torchrun's environment),
 ``losses``, ``feature_augment``, ``checkpoint`` (atomic saving, resuming), ``warm_start`` (``init_from``),
-``metrics_log``, and the
-backpropagation tools: ``diagnostics`` (gradient norms and checks), ``manual_forward``,
-``manual_backward``, ``memory``, ``gradient_report``.
+``weight_average`` (model soups), ``metrics_log``, and the backpropagation tools: ``diagnostics`` (gradient
+norms and checks), ``manual_forward``, ``manual_backward``, ``memory``, ``gradient_report``.
 May import: everything below it (``models``, ``data``, ``audio``, ``names``). Nothing imports it but the CLI.
 """

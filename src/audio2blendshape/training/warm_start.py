@@ -46,7 +46,7 @@ def initialise_from(path: Path, model: BlendshapeModel, names: tuple[str, ...]) 
         merged = fresh[key].clone()
         merged[rows] = state[key][from_rows]
         state[key] = merged
-    _fit_attention_window(state, source.model, model)
+    fit_attention_window(state, source.model, model)
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as error:
@@ -56,7 +56,7 @@ def initialise_from(path: Path, model: BlendshapeModel, names: tuple[str, ...]) 
     return rows
 
 
-def _fit_attention_window(state: dict[str, torch.Tensor], source: nn.Module, model: nn.Module) -> None:
+def fit_attention_window(state: dict[str, torch.Tensor], source: nn.Module, model: nn.Module) -> None:
     """Let a FrameModel start from one that attends over another window: the offsets both windows share keep
     their position biases. Offsets the source never had (an offline model with more look-ahead than the
     bundled one) start at the bias of the source's outermost offset on that side minus ``NEW_OFFSET_PENALTY``:
