@@ -206,3 +206,11 @@ def test_stream_command_with_the_onnx_backend(
         assert (
             len([receiver.recv(65_536) for _ in range(30)]) == 30
         )  # floor(0.5 s * 60 fps) Live Link packets
+
+
+@pytest.mark.parametrize("threads", [None, 2])
+def test_idle_inference_threads_do_not_spin(exports: dict[str, Path], threads: int | None) -> None:
+    """Spinning threads took the core numpy's features need (bench_cli: 1.5x slower on 2 cores)."""
+    options = OnnxFrameModel(exports["full"], threads=threads).session.get_session_options()
+    assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"
+    assert options.intra_op_num_threads == (threads or 0)

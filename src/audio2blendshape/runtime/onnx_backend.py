@@ -44,6 +44,9 @@ def _session(path: Path, threads: int | None) -> Any:
         raise OnnxModelError(f"{path}: no such ONNX file")
     options = onnxruntime.SessionOptions()
     options.log_severity_level = 3  # errors only: constant-folding notes are not the user's business
+    # Idle intra-op threads spin by default, taking the core that numpy's features and the writers need
+    # between calls: on 2 cores, 100 short clips took 1.28 s with spinning and 0.82 s without (in process).
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     if threads is not None:
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
