@@ -125,6 +125,11 @@ def load_default_checkpoint(device: str | torch.device = "cpu") -> Checkpoint:
         return load_checkpoint(file, device)
 
 
+def load_named_checkpoint(path: str | Path) -> Checkpoint:
+    """A checkpoint file, or (``default``) the bundled model: how ``init_from`` and ``average`` name one."""
+    return load_default_checkpoint() if str(path) == "default" else load_checkpoint(path)
+
+
 def release_checkpoint(source: str | Path, target: str | Path) -> Path:
     """Copy a training checkpoint without its optimizer state: the small file that ships."""
     loaded = load_checkpoint(source)

@@ -16,7 +16,7 @@ from torch import nn
 from audio2blendshape.data.windows import WindowDataset, collate
 from audio2blendshape.models.frame import FrameModel
 from audio2blendshape.models.simplified import BlendshapeModel, PerShapeLinear
-from audio2blendshape.training.checkpoint import load_checkpoint, load_default_checkpoint
+from audio2blendshape.training.checkpoint import load_named_checkpoint
 from audio2blendshape.training.losses import LOGIT_FLOOR
 
 log = logging.getLogger(__name__)
@@ -34,7 +34,7 @@ def initialise_from(path: Path, model: BlendshapeModel, names: tuple[str, ...]) 
     start a 116-shape rig with its audio encoder. Everything else must fit this config's model exactly.
     ``default`` names the bundled model. Returns the rows copied by name.
     """
-    source = load_default_checkpoint() if str(path) == "default" else load_checkpoint(path)
+    source = load_named_checkpoint(path)
     state = source.model.state_dict()
     fresh = model.state_dict()
     source_rows = {name.lower(): row for row, name in enumerate(source.names)}

@@ -14,17 +14,8 @@ from pathlib import Path
 
 import torch
 
-from audio2blendshape.training.checkpoint import (
-    Checkpoint,
-    load_checkpoint,
-    load_default_checkpoint,
-    save_checkpoint,
-)
+from audio2blendshape.training.checkpoint import load_named_checkpoint, save_checkpoint
 from audio2blendshape.training.warm_start import fit_attention_window
-
-
-def _load(path: str | Path) -> Checkpoint:
-    return load_default_checkpoint() if str(path) == "default" else load_checkpoint(path)
 
 
 def average_checkpoints(first: str | Path, second: str | Path, weight: float, out: str | Path) -> Path:
@@ -32,7 +23,7 @@ def average_checkpoints(first: str | Path, second: str | Path, weight: float, ou
     names. ``default`` names the bundled model. A ValueError naming the files when they do not fit."""
     if not (math.isfinite(weight) and 0.0 <= weight <= 1.0):
         raise ValueError(f"the weight of {second} must be within 0..1, got {weight}")
-    a, b = _load(first), _load(second)
+    a, b = load_named_checkpoint(first), load_named_checkpoint(second)
     if a.names != b.names:
         raise ValueError(f"{first} and {second} predict different curves: they cannot be averaged")
     state, other = a.model.state_dict(), b.model.state_dict()
