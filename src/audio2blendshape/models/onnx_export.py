@@ -1,8 +1,9 @@
 """Export a FrameModel to one self-describing ONNX file (opset ``OPSET``), full or fixed-window.
 
 ``full``: ``mel`` ``(B, T, 80)`` -> ``weights`` ``(B, T // stack, K)``, batch and time dynamic; the graph is
-``FrameModel.forward`` as ``torch.export`` traces it, so boundaries behave as in torch (convolutions start
-from zeros, attention masks outside the sequence) and any window the caller cuts gives torch's answer.
+``FactorizedFrameModel`` (``frame_inference.py``: ``FrameModel.forward``'s function rearranged for speed) as
+``torch.export`` traces it, so boundaries behave as in torch (convolutions start from zeros, attention
+masks outside the sequence) and any window the caller cuts gives torch's answer.
 
 ``window`` (``--streaming``): the choice made for streaming is a fixed window whose caller keeps the mel
 buffer, not a graph with recurrent state inputs: the model is small, recomputing ``context + n + lookahead``
@@ -32,6 +33,7 @@ from torch import nn
 
 from audio2blendshape.audio.constants import FRAMES_PER_SECOND, HOP_LENGTH, N_FFT, SAMPLE_RATE
 from audio2blendshape.models.frame import FrameModel
+from audio2blendshape.models.frame_inference import FactorizedFrameModel
 from audio2blendshape.runtime.backends import (
     BUNDLED_CHECKPOINT,
     BUNDLED_ONNX,
@@ -159,7 +161,8 @@ def _spec(model: FrameModel, streaming: bool, new_steps: int) -> _Spec:
     dynamic = torch.export.Dim.DYNAMIC
     bins = model.config.n_mels
     if not streaming:  # dummy batch of 2: torch.export specialises axes of size 1
-        return _Spec(model, (torch.zeros(2, 64, bins),), {"mel": {0: dynamic, 1: dynamic}}, ["mel"],
+        return _Spec(FactorizedFrameModel(model), (torch.zeros(2, 64, bins),),
+                     {"mel": {0: dynamic, 1: dynamic}}, ["mel"],
                      {"mel": ["batch", "frames"], "weights": ["batch", "steps"]}, {})  # fmt: skip
     window = WindowFrameModel(model, new_steps).eval()
     width = window.window_steps
