@@ -1,6 +1,6 @@
 """What a user waits for: ``audio2blendshape animate`` as a command, process start included; prints a table.
 
-    .venv/bin/python bench/runtime/bench_cli.py [--repeats 5] [--minutes 10] [--clips 100]
+    .venv/bin/python bench/runtime/bench_cli.py [--repeats 5] [--minutes 10] [--clips 100] [--baseline DIR]
 
 Rows: the bundled 5 s clip, a 10-minute file (examples/hello.wav repeated with 0.3 s pauses), and a folder
 of 100 short clips (hello.wav cut at 100 different lengths, 1-4.8 s) animated in one call, each to a 60 fps
@@ -8,6 +8,10 @@ Live Link Face CSV. Every row runs both backends: ``auto`` (the default: the shi
 onnxruntime, no torch imported) and ``torch`` (the bundled checkpoint through PyTorch, as before the ONNX
 default). Runs alternate between the backends so both see the same machine load; the table gives medians
 and the torch/auto ratio of the medians. The real-time factor is audio seconds / wall seconds.
+
+``--baseline DIR``: a third column, the same ``animate`` (auto backend) from another checkout of the project
+(e.g. ``git worktree add /tmp/before <commit>``), run by this venv's Python with ``DIR/src`` first on the
+path, alternating with the others: a before/after table measured side by side.
 """
 
 from __future__ import annotations
@@ -57,16 +61,23 @@ def audio_seconds(target: Path) -> float:
     return sum(soundfile.info(str(f)).duration for f in files)
 
 
-def run(target: Path, backend: str) -> float:
-    """Wall seconds of one ``animate`` command on ``target`` (a file or a folder)."""
+def run(target: Path, backend: str, baseline: Path | None = None) -> float:
+    """Wall seconds of one ``animate`` command on ``target`` (a file or a folder); ``backend`` "baseline"
+    runs the auto backend of the checkout at ``baseline``."""
     out = WORK / "out" / backend
     out.mkdir(parents=True, exist_ok=True)
     output = out if target.is_dir() else out / "take.csv"
-    program = str(Path(sys.executable).with_name("audio2blendshape"))
-    command = [program, "animate", str(target), "-o", str(output), "--backend", backend]
     # An installed package has its .pyc files; with PYTHONDONTWRITEBYTECODE set (as in some shells and CI)
     # every run would compile the package again (~80 ms), which no user waits for.
     env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    if backend == "baseline":
+        assert baseline is not None
+        env["PYTHONPATH"] = str(baseline / "src")
+        program = [sys.executable, "-m", "audio2blendshape.cli.main"]
+        backend = "auto"
+    else:
+        program = [str(Path(sys.executable).with_name("audio2blendshape"))]
+    command = [*program, "animate", str(target), "-o", str(output), "--backend", backend]
     began = time.perf_counter()
     subprocess.run(command, check=True, capture_output=True, env=env)
     return time.perf_counter() - began
@@ -77,23 +88,31 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5, help="runs per backend and row")
     parser.add_argument("--minutes", type=float, default=10.0, help="length of the long file")
     parser.add_argument("--clips", type=int, default=100, help="clips in the folder row")
+    parser.add_argument("--baseline", type=Path, help="another checkout to time beside this (before/after)")
     args = parser.parse_args()
+    backends = (*BACKENDS, "baseline") if args.baseline else BACKENDS
     rows = {"examples/hello.wav (4.85 s)": HELLO, f"{args.minutes:g}-minute file": long_file(args.minutes),
             f"folder of {args.clips} clips, one call": clip_folder(args.clips)}  # fmt: skip
     load = ", ".join(f"{v:.1f}" for v in os.getloadavg())
     print(f"{args.repeats} runs per cell, alternating backends; load average before: {load}\n")
+    extra = " baseline wall s (median) | baseline real-time | baseline / auto |" if args.baseline else ""
     print("| input | audio s | auto wall s (median) | auto real-time | torch wall s (median) "
-          "| torch real-time | torch / auto |\n|---|---:|---:|---:|---:|---:|---:|")  # fmt: skip
+          f"| torch real-time | torch / auto |{extra}\n|---|---:|---:|---:|---:|---:|---:|"
+          + ("---:|---:|---:|" if args.baseline else ""))  # fmt: skip
     for name, target in rows.items():
         run(target, "auto")  # warm the page cache and .pyc files
-        times: dict[str, list[float]] = {b: [] for b in BACKENDS}
+        times: dict[str, list[float]] = {b: [] for b in backends}
         for _ in range(args.repeats):
-            for backend in BACKENDS:
-                times[backend].append(run(target, backend))
+            for backend in backends:
+                times[backend].append(run(target, backend, args.baseline))
         seconds = audio_seconds(target)
         auto, torch = statistics.median(times["auto"]), statistics.median(times["torch"])
-        print(f"| {name} | {seconds:.1f} | {auto:.2f} | {seconds / auto:.0f}x | {torch:.2f} | "
-              f"{seconds / torch:.0f}x | {torch / auto:.1f}x |")  # fmt: skip
+        line = (f"| {name} | {seconds:.1f} | {auto:.2f} | {seconds / auto:.0f}x | {torch:.2f} | "
+                f"{seconds / torch:.0f}x | {torch / auto:.1f}x |")  # fmt: skip
+        if args.baseline:
+            before = statistics.median(times["baseline"])
+            line += f" {before:.2f} | {seconds / before:.0f}x | {before / auto:.2f}x |"
+        print(line)
     print(f"\nload average after: {', '.join(f'{v:.1f}' for v in os.getloadavg())}")
 
 
