@@ -175,17 +175,45 @@ def idle_values(
     """Eye values ``(n_frames, 14)`` for frames ``first_frame ..``; equal to calling ``idle_step`` on each."""
     times = (first_frame + np.arange(n_frames)) / fps
     values = np.zeros((n_frames, len(EYE_NAMES)))
-    # Render runs of frames that share the same current events; runs end where an event changes.
-    i = 0
-    while i < n_frames:
-        state = _advance(state, float(times[i]), config)
-        end = min(state.blink_start + state.blink_duration, state.next_saccade)
-        j = i + max(1, int(np.searchsorted(times[i:], end, side="left")))
-        values[i:j] = _render(state, times[i:j], config)
-        i = j
-    if n_frames:
-        state = replace(state, last_time=float(times[-1]))
-    return state, values
+    if not n_frames:
+        return state, values
+    # Every frame's events at once: the events up to the last frame, then each frame's by searchsorted
+    # (the per-frame formulas are _render's, so the values are idle_step's bit for bit).
+    final = _advance(state, float(times[-1]), config)
+    blink_starts, blink_durations, blink_amplitudes = _blinks(state, final, config)
+    blink = np.searchsorted(blink_starts + blink_durations, times, side="right")
+    phase = (times - blink_starts[blink]) / blink_durations[blink]
+    values[:, _BLINK] = (blink_amplitudes[blink] * _blink_shape(phase, config.blink_close_fraction))[:, None]
+    saccade_starts, gaze_from, gaze_to = _saccades(state, final, config)
+    saccade = np.searchsorted(saccade_starts, times, side="right") - 1
+    ease = _ease((times - saccade_starts[saccade]) / config.saccade_duration)
+    yaw = gaze_from[saccade, 0] + (gaze_to[saccade, 0] - gaze_from[saccade, 0]) * ease
+    pitch = gaze_from[saccade, 1] + (gaze_to[saccade, 1] - gaze_from[saccade, 1]) * ease
+    values[:, _LOOK] = _gaze_curves(yaw, pitch)
+    return replace(final, last_time=float(times[-1])), values
+
+
+def _blinks(state: IdleState, final: IdleState, config: IdleConfig) -> tuple[np.ndarray, ...]:
+    """Starts, durations and amplitudes of blinks ``state.blink_index .. final.blink_index``."""
+    events = [(state.blink_start, state.blink_duration, state.blink_amplitude)]
+    for k in range(state.blink_index + 1, final.blink_index + 1):
+        gap, duration, amplitude = _blink_draw(state.seed, k, config)
+        events.append((events[-1][0] + gap, duration, amplitude))
+    return tuple(np.array(column) for column in zip(*events, strict=True))
+
+
+def _saccades(state: IdleState, final: IdleState, config: IdleConfig) -> tuple[np.ndarray, ...]:
+    """Starts ``(n,)``, gaze before ``(n, 2)`` and targets ``(n, 2)`` of saccades ``state.saccade_index ..
+    final.saccade_index``."""
+    starts, before, after = [state.saccade_start], [state.gaze_from], [state.gaze_to]
+    next_start = state.next_saccade
+    for k in range(state.saccade_index + 1, final.saccade_index + 1):
+        _, target = _saccade_draw(state.seed, k, config)
+        starts.append(next_start)
+        before.append(after[-1])
+        after.append(target)
+        next_start = next_start + _saccade_draw(state.seed, k + 1, config)[0]
+    return np.array(starts), np.array(before), np.array(after)
 
 
 def _merge(curves: np.ndarray, values: np.ndarray, blinks: bool, eye_movement: bool) -> np.ndarray:
