@@ -28,6 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from audio2blendshape.models.frame import FrameModel
+from audio2blendshape.models.simplified import PerShapeLinear
 
 EXP_FLOOR = -80.0  # lowest score difference exponentiated: exp(-80) ~ 1.8e-35 is still a normal float32
 
@@ -71,6 +72,7 @@ class FactorizedFrameModel(nn.Module):
     def _decode(self, attended: torch.Tensor) -> torch.Tensor:
         """The decoder on ``(B, K, d_att, S)`` -> ``(B, K, S)``: Linear, ReLU, per-shape Linear, Sigmoid."""
         hidden_layer, per_shape = self.model.decoder[0], self.model.decoder[3]
+        assert isinstance(hidden_layer, nn.Linear) and isinstance(per_shape, PerShapeLinear)
         hidden = F.relu(
             torch.matmul(hidden_layer.weight, attended) + hidden_layer.bias[:, None]
         )  # (B, K, h, S)
