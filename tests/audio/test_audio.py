@@ -1,6 +1,9 @@
 import io
 import logging
+import multiprocessing
+import os
 import re
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -13,6 +16,7 @@ from conftest import deadline
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from audio2blendshape.audio import mel
 from audio2blendshape.audio.constants import FRAMES_PER_SECOND, N_FFT, N_MELS, SAMPLE_RATE
 from audio2blendshape.audio.decode import AudioError, load_audio, require_signal
 from audio2blendshape.audio.mel import log_mel
@@ -315,3 +319,38 @@ def test_error_table_audio_rows(tmp_path: Path, case: str, message: str) -> None
 
 def test_error_table_lists_every_audio_case() -> None:
     assert sorted(case for case, _ in _documented_audio_rows()) == sorted(AUDIO_CASES)
+
+
+def test_long_blocks_are_featurised_on_two_threads_with_the_streaming_result(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    rng = np.random.default_rng(3)
+    seconds = np.arange(8 * 16_000) / 16_000
+    audio = (0.3 * np.sin(2 * np.pi * 220 * seconds) + 0.05 * rng.standard_normal(len(seconds))).astype(
+        np.float32
+    )
+    threads: list[str] = []
+    original = mel._window_features
+
+    def spy(windows: np.ndarray, spec: mel.MelSpec) -> np.ndarray:
+        threads.append(threading.current_thread().name)
+        return original(windows, spec)
+
+    monkeypatch.setattr(mel, "_window_features", spy)
+    whole = mel.log_mel(audio)  # 800 frames: over PARALLEL_FRAMES
+    if (os.cpu_count() or 1) > 1:
+        assert len(threads) == 2 and all(name.startswith("log-mel") for name in threads)
+    stream, parts = mel.StreamingLogMel(), []
+    for start in range(0, len(audio), 1_000):  # small blocks: one thread
+        parts.append(stream.push(audio[start : start + 1_000]))
+    parts.append(stream.flush())
+    np.testing.assert_allclose(np.concatenate(parts), whole, atol=1e-6, rtol=0)
+
+
+def test_a_forked_child_featurises_long_blocks_too() -> None:
+    long_block = np.random.default_rng(4).standard_normal(8 * 16_000).astype(np.float32)
+    parent = mel.log_mel(long_block)  # the parent's feature threads exist now
+    context = multiprocessing.get_context("fork")
+    with deadline(30), context.Pool(1) as pool:  # a child with the parent's pool object but no threads
+        child = pool.apply(mel.log_mel, (long_block,))
+    np.testing.assert_array_equal(child, parent)

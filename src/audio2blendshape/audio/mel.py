@@ -188,10 +188,21 @@ def _window_features(windows: np.ndarray, spec: MelSpec) -> np.ndarray:
     return ((np.log10(np.maximum(mel, LOG_FLOOR)) + LOG_OFFSET) / LOG_SCALE).astype(np.float32)
 
 
-@cache
+_pool: tuple[int, ThreadPoolExecutor] | None = None  # (the process that made it, the pool)
+
+
 def _workers() -> ThreadPoolExecutor | None:
-    """Two feature threads where there are two cores to run them (None on one core)."""
-    return ThreadPoolExecutor(2, thread_name_prefix="log-mel") if (os.cpu_count() or 1) > 1 else None
+    """Two feature threads where there are two cores to run them (None on one core).
+
+    One pool per process: a child forked by a worker pool (``data label --workers``) inherits the parent's
+    pool object but not its threads, and would wait on it for ever.
+    """
+    global _pool
+    if (os.cpu_count() or 1) < 2:
+        return None
+    if _pool is None or _pool[0] != os.getpid():
+        _pool = (os.getpid(), ThreadPoolExecutor(2, thread_name_prefix="log-mel"))
+    return _pool[1]
 
 
 def log_mel(waveform: np.ndarray, rate: int = SAMPLE_RATE) -> np.ndarray:
