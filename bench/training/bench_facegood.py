@@ -2,11 +2,13 @@
 
 Imports ``../shared/data/facegood`` (train 1114_2_01..04, validate 1114_2_05), trains FrameModel with
 ``configs/facegood.toml`` (or each ``--config``) through the ordinary ``train`` command, and scores the
-validation recording at the rig's own 30 fps beside two baselines:
+validation recording at the rig's own 30 fps beside three baselines:
 
 * mean pose: the train recordings' mean of every curve;
 * ridge regression on stacked log-mel frames (13 frames, ±60 ms, 1040 features) with the ridge strength
-  chosen on 1114_2_04 after fitting 01..03, then refitted on all four.
+  chosen on 1114_2_04 after fitting 01..03, then refitted on all four;
+* the same ridge on the bundled model's frozen audio encoder (``FrameModel.encode``, 9 steps, ±160 ms,
+  1728 features): how much a linear read-out of what it learned from speech tells about this rig.
 
 Prints a table of MSE and mean per-channel Pearson correlation (over channels that move in the labels).
 
@@ -20,19 +22,23 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+import torch
 
 import audio2blendshape.data.corpus as corpus
 from audio2blendshape.evaluation.lipsync import CurveErrors
 from audio2blendshape.models.features import log_mel_spectrogram
+from audio2blendshape.models.frame import FrameModel
 from audio2blendshape.runtime.animator import Animator
-from audio2blendshape.training.checkpoint import load_checkpoint
+from audio2blendshape.training.checkpoint import load_checkpoint, load_default_checkpoint
 
 REPO = Path(__file__).resolve().parents[2]
 FACEGOOD = REPO.parent / "shared" / "data" / "facegood"
 OFFSETS = np.arange(-6, 7, 1)  # mel frames stacked around each label frame (10 ms apart)
-RIDGE = (0.1, 1.0, 10.0, 100.0, 1000.0)
+ENCODER_OFFSETS = np.arange(-8, 9, 2)  # encoder steps stacked around each label frame (20 ms apart)
+RIDGE = (0.1, 1.0, 10.0, 100.0, 1000.0, 1e4, 1e5)
 
 
 def cli(*args: str) -> None:
@@ -45,6 +51,33 @@ def stacked_features(audio: np.ndarray, frames: int, fps: float) -> np.ndarray:
     centres = np.round(np.arange(frames) / fps * 100).astype(int)
     index = np.clip(centres[:, None] + OFFSETS[None, :], 0, len(mel) - 1)
     return mel[index].reshape(frames, -1)
+
+
+def encoder_features(model: FrameModel, audio: np.ndarray, frames: int, fps: float) -> np.ndarray:
+    """The encoder's steps around each label frame: ``(frames, len(ENCODER_OFFSETS) * d_model)``."""
+    with torch.no_grad():
+        encoded = model.encode(log_mel_spectrogram(audio)[None])[0].numpy()
+    centres = np.round(np.arange(frames) / fps * model.steps_per_second).astype(int)
+    index = np.clip(centres[:, None] + ENCODER_OFFSETS[None, :], 0, len(encoded) - 1)
+    return encoded[index].reshape(frames, -1)
+
+
+def ridge_row(
+    features: dict[str, np.ndarray], curves: dict[str, np.ndarray], train: list[Any], val: Any
+) -> tuple[float, np.ndarray]:
+    """Strength chosen on the last train recording, fitted on the others, then refit on all: (λ, pred)."""
+    inner, held = train[:-1], train[-1]
+    x_inner = np.concatenate([features[r["id"]] for r in inner])
+    y_inner = np.concatenate([curves[r["id"]] for r in inner])
+
+    def held_out_mse(strength: float) -> float:
+        predicted = predict_ridge(fit_ridge(x_inner, y_inner, strength), features[held["id"]])
+        return score(predicted, curves[held["id"]])[0]
+
+    chosen = min(RIDGE, key=held_out_mse)
+    x_train = np.concatenate([features[r["id"]] for r in train])
+    y_train = np.concatenate([curves[r["id"]] for r in train])
+    return chosen, predict_ridge(fit_ridge(x_train, y_train, chosen), features[val["id"]])
 
 
 def fit_ridge(x: np.ndarray, y: np.ndarray, strength: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -100,24 +133,19 @@ def main() -> None:
     curves = {r["id"]: corpus.load_curves(data, r) for r in records}
     audio = {r["id"]: corpus.load_utterance_audio(data, r) for r in records}
     features = {r["id"]: stacked_features(audio[r["id"]], len(curves[r["id"]]), r["fps"]) for r in records}
+    bundled = load_default_checkpoint().model
+    assert isinstance(bundled, FrameModel), "the bundled model is a FrameModel"
+    encoded = {
+        r["id"]: encoder_features(bundled, audio[r["id"]], len(curves[r["id"]]), r["fps"]) for r in records
+    }
     target = curves[val["id"]]
 
     rows = {"mean pose (train)": np.repeat(np.concatenate([curves[r["id"]] for r in train]).mean(0)[None],
                                            len(target), 0)}  # fmt: skip
-    inner, held = train[:-1], train[-1]
-    x_inner = np.concatenate([features[r["id"]] for r in inner])
-    y_inner = np.concatenate([curves[r["id"]] for r in inner])
-
-    def held_out_mse(strength: float) -> float:
-        predicted = predict_ridge(fit_ridge(x_inner, y_inner, strength), features[held["id"]])
-        return score(predicted, curves[held["id"]])[0]
-
-    chosen = min(RIDGE, key=held_out_mse)
-    x_train = np.concatenate([features[r["id"]] for r in train])
-    y_train = np.concatenate([curves[r["id"]] for r in train])
-    rows[f"ridge on stacked log-mel (lambda {chosen:g})"] = predict_ridge(
-        fit_ridge(x_train, y_train, chosen), features[val["id"]]
-    )
+    chosen, predicted = ridge_row(features, curves, train, val)
+    rows[f"ridge on stacked log-mel (lambda {chosen:g})"] = predicted
+    chosen, predicted = ridge_row(encoded, curves, train, val)
+    rows[f"ridge on the bundled encoder (lambda {chosen:g})"] = predicted
     frames = len(target)
     for config in configs:
         checkpoint = args.work / config.stem / "last.safetensors"
