@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 
@@ -35,10 +36,10 @@ def main() -> None:
     audio, fps = REPO / "examples" / "hello.wav", 60.0
     animator = Animator.load()
 
-    def run(**controls: object) -> tuple[np.ndarray, np.ndarray | None]:
+    def run(**controls: Any) -> tuple[np.ndarray, np.ndarray | None]:
         animation = animator.animate(
             audio, fps=fps, idle=False, expression=ExpressionControls.build(**controls)
-        )  # type: ignore[arg-type]
+        )
         return animation.weights, animation.head
 
     plain, _ = run()

@@ -28,6 +28,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import soundfile
@@ -86,7 +87,7 @@ def end_to_end(animator: Animator, path: Path) -> tuple[float, float]:
 @torch.inference_mode()
 def stages(animator: Animator, path: Path) -> dict[str, tuple[float, float]]:
     """(wall, cpu) seconds of each stage alone, with ``animate``'s chunking."""
-    model = animator.model  # numpy in, numpy out: what animate() runs
+    model: Any = animator.model  # numpy in, numpy out: what animate() runs (a frame model here)
     assert model.kind == "frame"
     spent: dict[str, tuple[float, float]] = {}
     with Clock() as clock:

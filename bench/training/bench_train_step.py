@@ -34,7 +34,13 @@ def make(kind: str) -> tuple[torch.nn.Module, torch.optim.Optimizer]:
     return model, torch.optim.AdamW(model.parameters(), lr=1e-4)
 
 
-def timed_step(model, optimizer, loss_fn, mel, curves) -> tuple[float, float, float]:
+def timed_step(
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    loss_fn: BlendshapeLoss,
+    mel: torch.Tensor,
+    curves: torch.Tensor,
+) -> tuple[float, float, float]:
     start = time.perf_counter()
     terms = loss_fn(model(mel), centre_target(curves))
     forward = time.perf_counter()
