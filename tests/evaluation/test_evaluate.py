@@ -26,6 +26,7 @@ from audio2blendshape.evaluation.lipsync import (
     roc_auc,
     target_openness,
 )
+from audio2blendshape.evaluation.paired import paired_mse_change
 from audio2blendshape.names import ARKIT_GROUPS, ARKIT_NAMES
 
 RATE = 16_000
@@ -150,6 +151,23 @@ def test_bootstrap_interval_over_utterances() -> None:
     low4, high4 = bootstrap_interval(mixed * 4) or (0.0, 0.0)
     assert 0.35 < (high4 - low4) / (high - low) < 0.65
     assert bootstrap_interval([np.array([], dtype=bool)]) is None
+
+
+def test_paired_change_tells_a_consistent_change_from_noise() -> None:
+    base = np.random.default_rng(1).uniform(1.0, 5.0, 60)
+    worse = paired_mse_change(base, base * 1.01)
+    assert worse["mse_change"] == pytest.approx(0.01)
+    assert worse["mse_change_ci"] == pytest.approx([0.01, 0.01])  # every utterance agrees: no spread
+    assert worse["better_share"] == 0.0 and worse["utterances"] == 60
+    noisy = base * np.random.default_rng(2).normal(1.0, 0.1, 60)
+    mixed = paired_mse_change(base, noisy)
+    low, high = mixed["mse_change_ci"]
+    assert low < mixed["mse_change"] < high and low < 0.0 < high  # a change as large, but by chance
+    assert 0.2 < mixed["better_share"] < 0.8
+    assert paired_mse_change(base, noisy) == mixed  # seeded
+    assert paired_mse_change(np.zeros(3), np.ones(3))["mse_change"] is None  # nothing to compare against
+    with pytest.raises(ValueError, match="differ in shape"):
+        paired_mse_change(base, base[:-1])
 
 
 def test_delay_of_80_ms_is_found() -> None:
@@ -301,6 +319,27 @@ def test_bad_input_names_the_file(corpus: Path, tmp_path: Path) -> None:
     (broken / "manifest.jsonl").write_text(json.dumps(record) + "\n")
     with pytest.raises(CorpusError, match=r"broken/manifest.jsonl: utterance 'u3'.*ends before it starts"):
         evaluate_dataset([], broken, baselines=False)
+
+
+def test_second_checkpoint_is_compared_with_the_first_by_utterance(corpus: Path, tmp_path: Path) -> None:
+    pytest.importorskip("torch")
+    from audio2blendshape.training.checkpoint import load_default_checkpoint, save_checkpoint
+
+    bundled = load_default_checkpoint()
+    for name, parameter in bundled.model.named_parameters():
+        if name.startswith("decoder"):
+            parameter.data.zero_()  # every weight 0.5 after the sigmoid: far worse on every utterance
+    broken = save_checkpoint(tmp_path / "half.safetensors", bundled.model, bundled.config, bundled.names, 0)
+    report = evaluate_dataset([None, broken], corpus, baselines=False)
+    assert report.row("default (bundled)")["paired"] is None
+    assert report.row("oracle (labels)")["paired"] is None
+    paired = report.row(str(broken))["paired"]
+    assert paired["against"] == "default (bundled)" and paired["utterances"] == 2
+    expected = report.row(str(broken))["mse"] / report.row("default (bundled)")["mse"] - 1
+    assert paired["mse_change"] == pytest.approx(expected, rel=1e-6) and paired["mse_change_ci"][0] > 0
+    assert paired["better_share"] == 0.0
+    assert "paired over the same utterances" in report.table()
+    assert json.loads(report.to_json())["rows"][-1]["paired"]["mse_change"] == pytest.approx(expected)
 
 
 def test_bundled_checkpoint_runs(corpus: Path) -> None:

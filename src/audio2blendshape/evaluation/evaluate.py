@@ -30,6 +30,7 @@ from audio2blendshape.audio.constants import HOP_LENGTH, SAMPLE_RATE
 from audio2blendshape.data.corpus import MANIFEST_FILE, SPLITS, CorpusError, resample_curves
 from audio2blendshape.data.visemes import mouth_openness
 from audio2blendshape.evaluation.baselines import Animate, baseline_rows, load_label_curves, train_statistics
+from audio2blendshape.evaluation.paired import paired_mse_change
 from audio2blendshape.expression.layers import ExpressionControls
 from audio2blendshape.names import Rig
 
@@ -62,7 +63,7 @@ class EvaluationReport:
     seconds: float
     regions: dict[str, list[str]]  # region -> its shape names ({}: overall figures only)
     lipsync: bool  # whether the lip-sync figures were computed
-    rows: list[dict[str, Any]]  # name, kind, mse, l1, pearson, regions, lipsync, meets_targets
+    rows: list[dict[str, Any]]  # name, kind, mse, l1, pearson, regions, lipsync, meets_targets, paired
     notes: list[str] = field(default_factory=list)
 
     def row(self, name: str) -> dict[str, Any]:
@@ -96,6 +97,10 @@ class EvaluationReport:
             lines += ["", "MSE per region", _region_table(self.rows, list(self.regions))]
         if self.lipsync:
             lines += ["", "targets: AUC >= 0.95, closure >= 0.9, |lag| <= 20 ms (lag > 0: animation late)"]
+        paired = [r for r in self.rows if r.get("paired")]
+        if paired:
+            lines += ["", f"MSE against {paired[0]['paired']['against']}, paired over the same utterances",
+                      _paired_table(paired)]  # fmt: skip
         lines += [f"note: {note}" for note in self.notes]
         return "\n".join(lines)
 
@@ -136,6 +141,32 @@ def _main_table(rows: list[dict[str, Any]], lipsync: bool) -> str:
                      f"  {'met' if row['meets_targets'] else 'missed'}")  # fmt: skip
         lines.append(line)
     return "\n".join(lines)
+
+
+def _paired_table(rows: list[dict[str, Any]]) -> str:
+    width = max(len(r["name"]) for r in rows) + 2
+    lines = [f"{'row':<{width}}{'change':>9}{'(95%)':>19}{'better on':>11}"]
+    for row in rows:
+        paired = row["paired"]
+        if paired["mse_change"] is None:
+            lines.append(f"{row['name']:<{width}}{'-':>9}")
+            continue
+        low, high = (100 * q for q in paired["mse_change_ci"])
+        change, better = 100 * paired["mse_change"], 100 * paired["better_share"]
+        lines.append(f"{row['name']:<{width}}{change:>+8.2f}%{low:>+9.2f}% to {high:+.2f}%{better:>10.0f}%")
+    return "\n".join(lines)
+
+
+def _with_paired(results: list[dict[str, Any]], rows: list[_Row]) -> list[dict[str, Any]]:
+    """Each model row after the first gets its MSE change against the first, paired by utterance."""
+    models = [i for i, row in enumerate(rows) if row.kind in ("checkpoint", "predictor")]
+    for i, result in enumerate(results):
+        result["paired"] = None
+        if len(models) > 1 and i in models[1:]:
+            base = np.array(rows[models[0]].errors.utterance_errors)
+            paired = paired_mse_change(base, np.array(rows[i].errors.utterance_errors))
+            result["paired"] = {"against": rows[models[0]].name, **paired}
+    return results
 
 
 def _region_table(rows: list[dict[str, Any]], regions: list[str]) -> str:
@@ -257,6 +288,7 @@ def _score(root: Path, split: str, named: list[tuple[str, str, Animate]], baseli
         results.append({"name": row.name, "kind": row.kind, **row.errors.result(groups), "lipsync": figures,
                         "meets_targets": met})  # fmt: skip
     regions = {g: [names[c] for c in cols] for g, cols in groups.items()}
+    results = _with_paired(results, rows)
     return EvaluationReport(str(root), split, names, len(chosen), seconds, regions, sync, results, notes)
 
 

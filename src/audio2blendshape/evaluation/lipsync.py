@@ -101,6 +101,7 @@ class CurveErrors:
         self.frames = 0
         # float64 sums per channel: squared error, absolute error, then x, y, x², y², xy for Pearson
         self.sums = np.zeros((7, num_channels))
+        self.utterance_errors: list[float] = []  # each utterance's summed squared error, for paired tests
 
     def add(self, predicted: np.ndarray, target: np.ndarray) -> None:
         """Add one utterance: ``predicted`` and ``target`` float ``(T, K)`` on the same frame grid."""
@@ -110,6 +111,7 @@ class CurveErrors:
         error = x - y
         for i, term in enumerate((error**2, np.abs(error), x, y, x * x, y * y, x * y)):
             self.sums[i] += term.sum(axis=0)
+        self.utterance_errors.append(float(np.square(error).sum()))
         self.frames += x.shape[0]
 
     def pearson(self) -> tuple[np.ndarray, np.ndarray]:
