@@ -49,7 +49,7 @@ BILABIALS: tuple[str, ...] = ("PP",)  # p b m: the lips must touch
 APART: tuple[str, ...] = ("TH", "DD", "kk", "CH", "SS", "nn", "RR")  # consonants whose lips stay apart
 MIN_PAUSE_S = 0.15  # silence at least this long is a pause (shorter ones stay open in the labels too)
 CLOSURE_WINDOW_S = 0.02  # a bilabial counts as closed if the lips touch this close to its middle
-BOOTSTRAP_RESAMPLES = 2000  # resamples of the split's utterances for the closure interval
+BOOTSTRAP_RESAMPLES = 2000  # resamples of the split's utterances for the closure and paired-MSE intervals
 MAX_LAG_S = 0.2  # the lag search covers ±200 ms
 TARGETS: dict[str, tuple[str, float]] = {  # metric -> (">=" or "abs<=", bound): the issue's targets
     "auc": (">=", 0.95),
@@ -109,9 +109,10 @@ class CurveErrors:
             raise ValueError(f"predicted {predicted.shape} and target {target.shape} curves differ in shape")
         x, y = predicted.astype(np.float64), target.astype(np.float64)
         error = x - y
-        for i, term in enumerate((error**2, np.abs(error), x, y, x * x, y * y, x * y)):
+        squared = error**2
+        for i, term in enumerate((squared, np.abs(error), x, y, x * x, y * y, x * y)):
             self.sums[i] += term.sum(axis=0)
-        self.utterance_errors.append(float(np.square(error).sum()))
+        self.utterance_errors.append(float(squared.sum()))
         self.frames += x.shape[0]
 
     def pearson(self) -> tuple[np.ndarray, np.ndarray]:
@@ -333,11 +334,21 @@ def bootstrap_interval(
     counts = np.array([np.size(p) for p in parts], dtype=np.int64)
     if not counts.sum():
         return None
-    draws = np.random.default_rng(seed).integers(0, len(parts), size=(resamples, len(parts)))
-    drawn_hits, drawn_counts = hits[draws].sum(1), counts[draws].sum(1)
-    shares = drawn_hits[drawn_counts > 0] / drawn_counts[drawn_counts > 0]
+    return ratio_interval(hits, counts, level, resamples, seed)
+
+
+def ratio_interval(
+    numerators: np.ndarray, denominators: np.ndarray, level: float, resamples: int, seed: int
+) -> list[float]:
+    """``[low, high]``: the ``level`` interval of ``sum(numerators) / sum(denominators)``, one pair per
+    utterance ``(U,)``, from ``resamples`` seeded draws of the utterances with replacement (draws whose
+    denominators sum to 0 are skipped). Needs ``sum(denominators) > 0``."""
+    draws = np.random.default_rng(seed).integers(0, len(numerators), size=(resamples, len(numerators)))
+    drawn_numerators, drawn_denominators = numerators[draws].sum(1), denominators[draws].sum(1)
+    kept = drawn_denominators > 0
+    ratios = drawn_numerators[kept] / drawn_denominators[kept]
     tail = (1.0 - level) / 2
-    return [float(q) for q in np.quantile(shares, [tail, 1.0 - tail])]
+    return [float(q) for q in np.quantile(ratios, [tail, 1.0 - tail])]
 
 
 def meets_targets(lipsync: dict[str, Any]) -> bool:

@@ -12,11 +12,15 @@ from typing import Any
 
 import numpy as np
 
-PAIRED_RESAMPLES = 2000  # resamples of the split's utterances for the interval of the change
+from audio2blendshape.evaluation.lipsync import BOOTSTRAP_RESAMPLES, ratio_interval
 
 
 def paired_mse_change(
-    base: np.ndarray, other: np.ndarray, level: float = 0.95, resamples: int = PAIRED_RESAMPLES, seed: int = 0
+    base: np.ndarray,
+    other: np.ndarray,
+    level: float = 0.95,
+    resamples: int = BOOTSTRAP_RESAMPLES,
+    seed: int = 0,
 ) -> dict[str, Any]:
     """``other``'s MSE against ``base``'s on the same utterances, from per-utterance squared-error sums.
 
@@ -31,13 +35,10 @@ def paired_mse_change(
         raise ValueError(f"per-utterance errors differ in shape: {base.shape} and {other.shape}")
     if not base.size or base.sum() <= 0:
         return {"mse_change": None, "mse_change_ci": None, "better_share": None, "utterances": int(base.size)}
-    draws = np.random.default_rng(seed).integers(0, base.size, size=(resamples, base.size))
-    drawn_base = base[draws].sum(1)
-    changes = other[draws].sum(1)[drawn_base > 0] / drawn_base[drawn_base > 0] - 1.0
-    tail = (1.0 - level) / 2
+    low, high = ratio_interval(other, base, level, resamples, seed)
     return {
         "mse_change": float(other.sum() / base.sum() - 1.0),
-        "mse_change_ci": [float(q) for q in np.quantile(changes, [tail, 1.0 - tail])],
+        "mse_change_ci": [low - 1.0, high - 1.0],
         "better_share": float(np.mean(other < base)),
         "utterances": int(base.size),
     }
