@@ -68,7 +68,7 @@ def test_output_bias_from_data_starts_at_each_curves_mean_except_copied_rows(tmp
     model = build_model(config, len(train_set.names))
     before = model.decoder[3].bias.detach().clone()
     start_output_bias(model, train_set, keep=[0])
-    _, curves = collate(train_set, torch.arange(len(train_set)))
+    curves = collate(train_set, torch.arange(len(train_set))).curves
     mean = curves.double().mean((0, 1))
     after = model.decoder[3].bias.detach()
     moving = [row for row in range(1, len(mean)) if 0.01 < mean[row] < 0.99]  # clear of the clamp

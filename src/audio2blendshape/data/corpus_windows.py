@@ -24,6 +24,7 @@ from audio2blendshape.audio.constants import (
     WINDOW_FRAMES,
 )
 from audio2blendshape.data.corpus import (
+    MANIFEST_FILE,
     SPLITS,
     CorpusError,
     load_curves,
@@ -32,7 +33,9 @@ from audio2blendshape.data.corpus import (
     read_names,
     resample_curves,
 )
-from audio2blendshape.data.windows import Window
+from audio2blendshape.data.labels import frame_visemes
+from audio2blendshape.data.visemes import SILENCE, PhonemeSpan
+from audio2blendshape.data.windows import UNKNOWN_VISEME, Window
 
 SILENCE_MEL = (float(np.log10(LOG_FLOOR)) + LOG_OFFSET) / LOG_SCALE  # the feature value of digital silence
 SEQUENCE_FRAMES = 1000  # 10 s windows for sequence models
@@ -51,12 +54,28 @@ def window_starts(frames: int, window: int, hop: int) -> np.ndarray:
     return starts
 
 
-def _pad(mel: np.ndarray, curves: np.ndarray, frames: int) -> tuple[np.ndarray, np.ndarray]:
-    """Extend a short utterance to ``frames``: silence for the mel, the last pose held for the curves."""
+def _pad(
+    mel: np.ndarray, curves: np.ndarray, visemes: np.ndarray, frames: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Extend a short utterance to ``frames``: silence for the mel (and its viseme where known), the last
+    pose held for the curves."""
     extra = frames - mel.shape[0]
     mel = np.concatenate([mel, np.full((extra, mel.shape[1]), SILENCE_MEL, dtype=np.float32)])
     curves = np.concatenate([curves, np.repeat(curves[-1:], extra, axis=0)])
-    return mel, curves
+    fill = UNKNOWN_VISEME if visemes.size and visemes[0] == UNKNOWN_VISEME else SILENCE
+    return mel, curves, np.concatenate([visemes, np.full(extra, fill, dtype=np.int64)])
+
+
+def record_visemes(record: dict[str, Any], frames: int, where: Path) -> np.ndarray:
+    """Viseme id per mel frame ``(frames,)`` from the record's phoneme timing; ``UNKNOWN_VISEME`` without."""
+    rows = record.get("phonemes")
+    if rows is None:
+        return np.full(frames, UNKNOWN_VISEME, dtype=np.int64)
+    try:
+        spans = [PhonemeSpan(float(start), float(end), str(symbol)) for start, end, symbol in rows]
+        return frame_visemes(spans, float(record["duration"]), frames)
+    except (TypeError, ValueError) as error:
+        raise CorpusError(f"{where}: utterance {record.get('id')!r}: bad phoneme timing: {error}") from error
 
 
 def _wanted(split: str | Sequence[str] | None) -> set[str]:
@@ -96,15 +115,21 @@ class CorpusWindows:
         if not self.records:
             raise CorpusError(f"{self.root}: no utterances in split(s) {', '.join(sorted(wanted))}")
         self.skipped: list[str] = []
-        mel, curves, starts, self._owners = self._load(pad_short)
+        mel, curves, visemes, starts, self._owners = self._load(pad_short)
         self.mel: torch.Tensor = mel.to(device)  # (N, 80) every kept utterance, end to end
         self.curves: torch.Tensor = curves.to(device)  # (N, K) at the mel rate
+        self.visemes: torch.Tensor = visemes.to(
+            device
+        )  # (N,) viseme id per row, UNKNOWN_VISEME without timing
         self.starts: torch.Tensor = starts.to(device)  # (windows,) first row of each window
         self._steps = torch.arange(self.window_frames, device=device)
 
-    def _load(self, pad_short: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, np.ndarray]:
+    def _load(
+        self, pad_short: bool
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, np.ndarray]:
         mels: list[np.ndarray] = []
         curves: list[np.ndarray] = []
+        visemes: list[np.ndarray] = []
         starts: list[np.ndarray] = []
         owners: list[np.ndarray] = []
         offset = 0
@@ -117,14 +142,16 @@ class CorpusWindows:
                     f"but names.txt lists {len(self.names)} names"
                 )
             rows = resample_curves(raw, float(record["fps"]), mel.shape[0])
+            ids = record_visemes(record, mel.shape[0], self.root / MANIFEST_FILE)
             if mel.shape[0] < self.window_frames:
                 if not pad_short:
                     self.skipped.append(str(record["id"]))
                     continue
-                mel, rows = _pad(mel, rows, self.window_frames)
+                mel, rows, ids = _pad(mel, rows, ids, self.window_frames)
             found = window_starts(mel.shape[0], self.window_frames, self.hop_frames)
             mels.append(mel)
             curves.append(rows)
+            visemes.append(ids)
             starts.append(found + offset)
             owners.append(np.full(found.shape, number, dtype=np.int64))
             offset += mel.shape[0]
@@ -133,6 +160,7 @@ class CorpusWindows:
         return (
             torch.from_numpy(np.concatenate(mels)),
             torch.from_numpy(np.concatenate(curves)),
+            torch.from_numpy(np.concatenate(visemes)),
             torch.from_numpy(np.concatenate(starts)),
             np.concatenate(owners),
         )
@@ -146,7 +174,7 @@ class CorpusWindows:
             raise IndexError(f"window {index} out of range for {len(self)} windows")
         start = int(self.starts[index])
         stop = start + self.window_frames
-        return Window(self.mel[start:stop], self.curves[start:stop])
+        return Window(self.mel[start:stop], self.curves[start:stop], self.visemes[start:stop])
 
     def batch(self, indices: torch.Tensor) -> Window:
         """Windows at ``indices`` ``(B,)``: mel ``(B, W, 80)`` and curves ``(B, W, K)``, one gather each."""
@@ -154,7 +182,8 @@ class CorpusWindows:
         shape = (-1, self.window_frames)
         # index_select copies whole rows, faster than advanced indexing with a 2-D index
         mel = self.mel.index_select(0, rows).view(*shape, self.mel.shape[1])
-        return Window(mel, self.curves.index_select(0, rows).view(*shape, self.curves.shape[1]))
+        curves = self.curves.index_select(0, rows).view(*shape, self.curves.shape[1])
+        return Window(mel, curves, self.visemes.index_select(0, rows).view(*shape))
 
     def utterance(self, index: int) -> str:
         """Id of the utterance window ``index`` comes from."""

@@ -18,6 +18,17 @@ import torch
 class Window(NamedTuple):
     mel: torch.Tensor  # (T, N_MELS) log-mel frames
     curves: torch.Tensor  # (T, K) blendshape weights in [0, 1], row t belongs to mel frame t
+    visemes: torch.Tensor | None = None  # (T,) int64 viseme id per frame (data.visemes), -1 unknown
+
+
+UNKNOWN_VISEME = -1  # a frame whose viseme is not known (no phoneme timing): ignored by the viseme probe
+
+
+def known_visemes(window: Window) -> torch.Tensor:
+    """The window's viseme ids ``(..., T)``, all ``UNKNOWN_VISEME`` when it carries none."""
+    if window.visemes is not None:
+        return window.visemes
+    return torch.full(window.mel.shape[:-1], UNKNOWN_VISEME, dtype=torch.int64, device=window.mel.device)
 
 
 @runtime_checkable
@@ -90,19 +101,22 @@ class MixedWindows:
         located = [self._locate(int(i)) for i in indices]
         mel: list[torch.Tensor | None] = [None] * len(located)
         curves: list[torch.Tensor | None] = [None] * len(located)
+        visemes: list[torch.Tensor | None] = [None] * len(located)
         for part in sorted({p for p, _ in located}):
             rows = [row for row, (p, _) in enumerate(located) if p == part]
             window = collate(self.parts[part], torch.tensor([located[row][1] for row in rows]))
+            ids = known_visemes(window)
             for k, row in enumerate(rows):
-                mel[row], curves[row] = window.mel[k], window.curves[k]
-        return Window(torch.stack(mel), torch.stack(curves))  # type: ignore[arg-type]
+                mel[row], curves[row], visemes[row] = window.mel[k], window.curves[k], ids[k]
+        return Window(torch.stack(mel), torch.stack(curves), torch.stack(visemes))  # type: ignore[arg-type]
 
 
 def collate(dataset: WindowDataset, indices: torch.Tensor) -> Window:
-    """Stack the windows at ``indices`` into ``(B, T, 80)`` and ``(B, T, K)``."""
+    """Stack the windows at ``indices``: ``(B, T, 80)``, ``(B, T, K)`` and visemes ``(B, T)`` (or None)."""
     batch = getattr(dataset, "batch", None)
     if callable(batch):
         result: Window = batch(indices)
         return result
     items = [dataset[int(i)] for i in indices]
-    return Window(torch.stack([w.mel for w in items]), torch.stack([w.curves for w in items]))
+    visemes = torch.stack([known_visemes(w) for w in items])
+    return Window(torch.stack([w.mel for w in items]), torch.stack([w.curves for w in items]), visemes)

@@ -5,7 +5,7 @@ Lives here: ``simplified`` (the design document's SimplifiedModel and the shared
 the ONNX export runs it), ``reference`` (the seed's model written the obvious way, for tests and
 benchmarks), ``dropout``, ``features`` (the torch twin of ``audio.mel``), ``checkpoint`` (rebuild a model from
 a self-describing safetensors file), ``onnx_export``, ``torch_backend`` (a model behind the runtime's numpy
-interface).
+interface), ``viseme_probe`` (a training-only viseme classifier on FrameModel's encoder).
 May import: torch, safetensors, ``audio``, ``names``, ``typed_config``, ``runtime.onnx_backend`` (the ONNX
 metadata format). Never ``data`` or ``training``.
 """

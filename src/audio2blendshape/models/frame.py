@@ -165,9 +165,12 @@ class FrameModel(BlendshapeModel):
         stacked = mel[:, : steps * self.config.stack].reshape(batch, steps, bins * self.config.stack)
         return self.conv_blocks(self.input_layer(stacked))
 
+    def decode(self, encoded: torch.Tensor) -> torch.Tensor:
+        """Encoded steps ``(B, S, d)`` -> weights ``(B, S, K)``."""
+        return self.decoder(self.attention(self.blendshape_queries, encoded))
+
     def forward(self, mel: torch.Tensor) -> torch.Tensor:
-        attended = self.attention(self.blendshape_queries, self.encode(mel))
-        return self.decoder(attended)
+        return self.decode(self.encode(mel))
 
     def target(self, curves: torch.Tensor) -> torch.Tensor:
         """Training target from curves at the feature rate: ``(B, T, K)`` -> ``(B, T // stack, K)``."""

@@ -33,6 +33,7 @@ class Checkpoint:
     step: int  # optimizer steps taken when it was saved
     optimizer_state: dict[str, Any] | None  # AdamW state_dict, when saved for resuming
     extra: dict[str, Any] = field(default_factory=dict)  # run bookkeeping (best validation loss, ...)
+    probe_state: dict[str, torch.Tensor] = field(default_factory=dict)  # the viseme probe's, for resuming
 
 
 def build_model(config: Config, num_shapes: int) -> BlendshapeModel:
@@ -73,11 +74,15 @@ def save_checkpoint(
     step: int,
     optimizer: torch.optim.Optimizer | None = None,
     extra: dict[str, Any] | None = None,
+    probe: nn.Module | None = None,
 ) -> Path:
-    """Write weights (+ optimizer state) and the config to ``path`` atomically."""
+    """Write weights (+ optimizer state, + the training-only viseme probe) and the config to ``path``
+    atomically. The probe's tensors are named ``probe.*``: model loaders read only ``model.*``."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in unwrap(model).state_dict().items()}
+    if probe is not None:
+        tensors.update({f"probe.{k}": v.detach().cpu().contiguous() for k, v in probe.state_dict().items()})
     groups: list[Any] = []
     if optimizer is not None:
         optimizer_tensors, groups = _optimizer_tensors(optimizer.state_dict())
@@ -116,7 +121,8 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> Che
         raise CheckpointError(f"{path}: damaged metadata ({error})") from error
     model = model_files.build_checked(lambda: build_model(config, len(names)), tensors, path)
     model_files.load_weights(model, tensors, path)
-    return Checkpoint(model.to(device).eval(), config, names, step, optimizer_state, extra)
+    probe_state = {k.removeprefix("probe."): v for k, v in tensors.items() if k.startswith("probe.")}
+    return Checkpoint(model.to(device).eval(), config, names, step, optimizer_state, extra, probe_state)
 
 
 def load_default_checkpoint(device: str | torch.device = "cpu") -> Checkpoint:

@@ -46,6 +46,7 @@ class TrainConfig:
     seed: int = 0  # seeds initialisation, data order and dropout; the same seed gives the same run
     init_from: str = ""  # checkpoint whose weights start the run ("default": the bundled one; "": random)
     encoder_lr_scale: float = 1.0  # the audio encoder's learning rate as a fraction of lr; 0 freezes it
+    probe_lr_scale: float = 10.0  # the viseme probe's rate over lr: unlike the model, it starts untrained
     keep_best: bool = False  # also keep best.safetensors: the weights at the lowest val/total so far
     output_bias_from_data: bool = False  # fresh runs: output biases start at the logit of each curve's mean
     device: str = "auto"  # "auto" (cuda when available), "cpu", "cuda", "cuda:1", ...
@@ -146,6 +147,7 @@ def validate(config: Config, source: str) -> None:
         (t.batch_size > 0, "train.batch_size must be positive"),
         (t.lr > 0 and t.min_lr >= 0, "train.lr must be positive and train.min_lr non-negative"),
         (t.encoder_lr_scale >= 0, "train.encoder_lr_scale must be non-negative"),
+        (t.probe_lr_scale > 0, "train.probe_lr_scale must be positive"),
         (t.grad_clip > 0 and not math.isnan(t.grad_clip), "train.grad_clip must be positive (inf = no clip)"),
         (min(t.log_every, t.eval_every, t.checkpoint_every) > 0, "train.*_every must be positive"),
         (config.model.kind in MODEL_KINDS, f"model.kind must be one of {', '.join(MODEL_KINDS)}"),
@@ -174,6 +176,8 @@ def validate(config: Config, source: str) -> None:
         (min(config.data.corpus_repeats, default=1) >= 1, "data.corpus_repeats must be at least 1"),
         (0.0 <= config.data.feature_warp < 0.5, "data.feature_warp must be in [0, 0.5)"),
         (config.data.feature_tilt >= 0.0, "data.feature_tilt must be non-negative"),
+        (config.loss.viseme >= 0.0, "loss.viseme must be non-negative"),
+        (not config.loss.viseme or config.model.kind == "frame", "loss.viseme needs model.kind = 'frame'"),
     ]
     for ok, message in checks:
         if not ok:

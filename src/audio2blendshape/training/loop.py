@@ -25,8 +25,11 @@ from torch import nn
 from tqdm import tqdm
 
 from audio2blendshape.data.toy_speech import synthetic_windows
-from audio2blendshape.data.windows import MixedWindows, WindowDataset, collate
+from audio2blendshape.data.visemes import VISEMES
+from audio2blendshape.data.windows import MixedWindows, Window, WindowDataset, collate, known_visemes
+from audio2blendshape.models.frame import FrameModel
 from audio2blendshape.models.simplified import BlendshapeModel
+from audio2blendshape.models.viseme_probe import ProbedFrameModel, VisemeProbe, step_visemes
 from audio2blendshape.training.checkpoint import (
     build_model,
     load_checkpoint,
@@ -134,19 +137,46 @@ def batch_indices(step: int, size: int, config: Config, runtime: Runtime) -> tor
     return order[start : start + config.train.batch_size]
 
 
+def with_probe(model: BlendshapeModel, config: Config) -> nn.Module:
+    """What the training step runs: the model, or (``loss.viseme`` > 0) the model with its viseme probe."""
+    if not config.loss.viseme:
+        return model
+    assert isinstance(model, FrameModel)  # validate() allows the viseme term for frame models only
+    probe = VisemeProbe(model.config.d_model, len(VISEMES)).to(next(model.parameters()).device)
+    return ProbedFrameModel(model, probe)
+
+
+def probe_of(trained: nn.Module) -> VisemeProbe | None:
+    return trained.probe if isinstance(trained, ProbedFrameModel) else None
+
+
+def batch_terms(
+    trained: nn.Module, model: BlendshapeModel, loss_fn: BlendshapeLoss, batch: Window
+) -> dict[str, torch.Tensor]:
+    """The loss dict of one batch: ``trained`` (or its DDP wrapper) runs it, ``model`` makes the targets."""
+    output = trained(batch.mel)
+    target = model.target(batch.curves)
+    if isinstance(output, tuple):  # a ProbedFrameModel: weights and viseme logits
+        assert isinstance(model, FrameModel)
+        weights, logits = output
+        return loss_fn(weights, target, logits, step_visemes(known_visemes(batch), model.stack))
+    return loss_fn(output, target)
+
+
 @torch.no_grad()
-def evaluate(model: BlendshapeModel, dataset: WindowDataset, loss_fn: BlendshapeLoss, config: Config,
-             device: torch.device) -> dict[str, float]:  # fmt: skip
+def evaluate(trained: nn.Module, model: BlendshapeModel, dataset: WindowDataset, loss_fn: BlendshapeLoss,
+             config: Config, device: torch.device) -> dict[str, float]:  # fmt: skip
     """Mean loss terms over the whole validation set, dropout off."""
-    model.eval()
+    trained.eval()
     totals: dict[str, float] = {}
     size = len(dataset)
     for start in range(0, size, config.train.batch_size):
-        mel, curves = collate(dataset, torch.arange(start, min(start + config.train.batch_size, size)))
-        terms = loss_fn(model(mel.to(device)), model.target(curves.to(device)))
+        batch = collate(dataset, torch.arange(start, min(start + config.train.batch_size, size)))
+        batch = Window(batch.mel.to(device), batch.curves.to(device), known_visemes(batch).to(device))
+        terms = batch_terms(trained, model, loss_fn, batch)
         for name, value in terms.items():
-            totals[name] = totals.get(name, 0.0) + float(value) * mel.shape[0]
-    model.train()
+            totals[name] = totals.get(name, 0.0) + float(value) * batch.mel.shape[0]
+    trained.train()
     return {f"val/{name}": value / size for name, value in totals.items()}
 
 
@@ -162,8 +192,8 @@ def ranks_in_sync(model: nn.Module, runtime: Runtime) -> bool:
     return all(torch.equal(gathered[0], other) for other in gathered[1:])
 
 
-def resume_step(path: Path, model: BlendshapeModel, optimizer: torch.optim.Optimizer, config: Config) -> int:
-    """Load weights and optimizer state from ``path`` after checking it belongs to this run."""
+def resume_step(path: Path, trained: nn.Module, optimizer: torch.optim.Optimizer, config: Config) -> int:
+    """Load weights (the probe's too) and optimizer state from ``path``, checking it belongs to this run."""
     checkpoint = load_checkpoint(path)
     stored, current = config_to_dict(checkpoint.config), config_to_dict(config)
     for section in current:
@@ -174,7 +204,14 @@ def resume_step(path: Path, model: BlendshapeModel, optimizer: torch.optim.Optim
                 f"{path}: this run was started with {section}.{key}={stored[section][key]!r}, not "
                 f"{current[section][key]!r}; use a new train.out_dir or the original config"
             )
+    model = trained.model if isinstance(trained, ProbedFrameModel) else trained
     model.load_state_dict(checkpoint.model.state_dict(), strict=True)
+    probe = probe_of(trained)
+    if probe is not None:
+        try:
+            probe.load_state_dict(checkpoint.probe_state, strict=True)
+        except RuntimeError as error:
+            raise ValueError(f"{path}: the viseme probe's weights do not fit ({error})") from error
     if checkpoint.optimizer_state is not None:
         optimizer.load_state_dict(checkpoint.optimizer_state)
     return checkpoint.step
@@ -182,6 +219,7 @@ def resume_step(path: Path, model: BlendshapeModel, optimizer: torch.optim.Optim
 
 def restore(
     path: Path,
+    trained: nn.Module,
     model: BlendshapeModel,
     optimizer: torch.optim.Optimizer,
     config: Config,
@@ -190,7 +228,7 @@ def restore(
 ) -> int:
     """The first step to run: resume from ``path`` if it exists, else start (from ``init_from`` if set)."""
     if path.exists():
-        start = resume_step(path, model, optimizer, config)
+        start = resume_step(path, trained, optimizer, config)
         if runtime.is_main:
             log.info("resuming %s from step %d", path, start)
         return start
@@ -218,22 +256,21 @@ def step_record(
     return record
 
 
-def training_batch(
-    train_set: WindowDataset, step: int, config: Config, runtime: Runtime
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """This process's batch of ``step`` on its device, augmented: mel ``(B, T, 80)``, curves ``(B, T, K)``."""
-    mel, curves = collate(train_set, batch_indices(step, len(train_set), config, runtime))
-    mel, curves = mel.to(runtime.device), curves.to(runtime.device)
+def training_batch(train_set: WindowDataset, step: int, config: Config, runtime: Runtime) -> Window:
+    """This process's batch of ``step`` on its device, augmented: mel ``(B, T, 80)``, curves ``(B, T, K)``,
+    visemes ``(B, T)``."""
+    batch = collate(train_set, batch_indices(step, len(train_set), config, runtime))
+    mel, curves = batch.mel.to(runtime.device), batch.curves.to(runtime.device)
     augment_seed = derived_seed(config.train.seed, 2, step, runtime.rank)  # purpose 2: feature augmentation
     mel = augment_features(mel, config.data.feature_warp, config.data.feature_tilt, augment_seed)
-    return mel, curves
+    return Window(mel, curves, known_visemes(batch).to(runtime.device))
 
 
-def make_optimizer(model: nn.Module, config: Config) -> torch.optim.AdamW:
+def make_optimizer(model: nn.Module, config: Config, probe: nn.Module | None = None) -> torch.optim.AdamW:
     """AdamW with groups that each carry the ``lr_scale`` their learning rate gets: the audio encoder's
-    (``train.encoder_lr_scale``), then the rest's (1). At scale 1 there is one group, as in checkpoints
-    written before the scale existed, so those resume. At scale 0 the encoder is frozen outright: no
-    gradients, so no backward pass through it.
+    (``train.encoder_lr_scale``), then the rest's (1), then the viseme probe's (``train.probe_lr_scale``).
+    At encoder scale 1 the model is one group, as in checkpoints written before the scale existed, so those
+    resume. At scale 0 the encoder is frozen outright: no gradients, so no backward pass through it.
     """
     t = config.train
     encoder: list[nn.Parameter] = []
@@ -243,6 +280,8 @@ def make_optimizer(model: nn.Module, config: Config) -> torch.optim.AdamW:
         (encoder if split else rest).append(parameter)
         parameter.requires_grad_(not (split and t.encoder_lr_scale == 0.0))
     groups = [{"params": encoder, "lr_scale": t.encoder_lr_scale}, {"params": rest, "lr_scale": 1.0}]
+    if probe is not None:  # last, so the groups of runs without a probe are unchanged
+        groups.append({"params": list(probe.parameters()), "lr_scale": t.probe_lr_scale})
     return torch.optim.AdamW([g for g in groups if g["params"]], lr=t.lr, weight_decay=t.weight_decay)
 
 
@@ -276,11 +315,12 @@ def train(config: Config) -> dict[str, Any]:
     names = tuple(train_set.names)
     torch.manual_seed(t.seed)
     model = build_model(config, len(names)).to(runtime.device)
-    optimizer = make_optimizer(model, config)
+    trained = with_probe(model, config)  # the model, or the model and its training-only viseme probe
+    optimizer = make_optimizer(model, config, probe_of(trained))
     checkpoint_path = Path(t.out_dir) / CHECKPOINT_NAME
     best = BestKeeper(checkpoint_path.with_name(BEST_NAME), t.keep_best and runtime.is_main)
-    start = restore(checkpoint_path, model, optimizer, config, train_set, runtime)
-    ddp_model = nn.parallel.DistributedDataParallel(model) if runtime.world > 1 else model
+    start = restore(checkpoint_path, trained, model, optimizer, config, train_set, runtime)
+    ddp_model = nn.parallel.DistributedDataParallel(trained) if runtime.world > 1 else trained
     loss_fn = BlendshapeLoss(names, config.loss)
     metrics = MetricsLog(checkpoint_path.with_name("metrics.jsonl"), start, runtime.is_main, t.tensorboard)
     progress = tqdm(total=t.max_steps, initial=start, disable=not (t.progress and runtime.is_main),
@@ -290,18 +330,17 @@ def train(config: Config) -> dict[str, Any]:
         lr = learning_rate(step, config)
         set_learning_rate(optimizer, lr)
         torch.manual_seed(derived_seed(t.seed, 0, step, runtime.rank))  # this step's dropout masks
-        mel, curves = training_batch(train_set, step, config, runtime)
+        batch = training_batch(train_set, step, config, runtime)
 
-        pred = ddp_model(mel)
-        terms = loss_fn(pred, model.target(curves))
+        terms = batch_terms(ddp_model, model, loss_fn, batch)
         finite_loss_or_raise(terms["total"], step)
         terms["total"].backward()
 
         done = step + 1
         logging_step = done % t.log_every == 0 or done == 1 or done == t.max_steps
-        norms = gradient_norms(model)
-        findings = check_gradients(model, t.grad_warn_norm, warn=logging_step, norms=norms)
-        grad_norm = float(nn.utils.clip_grad_norm_(model.parameters(), t.grad_clip))
+        norms = gradient_norms(trained)
+        findings = check_gradients(trained, t.grad_warn_norm, warn=logging_step, norms=norms)
+        grad_norm = float(nn.utils.clip_grad_norm_(trained.parameters(), t.grad_clip))
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
 
@@ -310,17 +349,17 @@ def train(config: Config) -> dict[str, Any]:
         progress.set_postfix(loss=f"{loss_value:.4f}", grad=f"{grad_norm:.3f}")
         record = step_record(terms, lr, grad_norm, findings, norms) if logging_step else {}
         if (done % t.eval_every == 0 or done == t.max_steps) and runtime.is_main:
-            record.update(evaluate(model, val_set, loss_fn, config, runtime.device))
+            record.update(evaluate(trained, model, val_set, loss_fn, config, runtime.device))
             progress.write(f"step {done}: train {loss_value:.5f}  val {record['val/total']:.5f}")
             best.offer(model, config, names, done, record["val/total"])
         checkpointing = done % t.checkpoint_every == 0 or done == t.max_steps
         if checkpointing:
-            record["ranks_in_sync"] = ranks_in_sync(model, runtime)
+            record["ranks_in_sync"] = ranks_in_sync(trained, runtime)
         if record:
             metrics.write(done, record)
             last = record
         if checkpointing and runtime.is_main:
-            save_checkpoint(checkpoint_path, model, config, names, done, optimizer)
+            save_checkpoint(checkpoint_path, model, config, names, done, optimizer, probe=probe_of(trained))
     progress.close()
     metrics.close()
     summary = {"steps": t.max_steps, "checkpoint": str(checkpoint_path), "world": runtime.world, "last": last}

@@ -27,6 +27,11 @@ d, n and k too; with both, an uncertain frame closes when a closure is the likel
 is possible. Gaps narrower than the label's but wider than ``PARTED_GAP`` cost nothing extra: a vowel a little
 less open than labelled still reads as open.
 
+``viseme`` (off by default) is the cross-entropy of a training-only viseme probe on the model's encoder
+(``models.viseme_probe``) against the viseme sounding at each step; steps whose viseme is unknown (corpora
+without phoneme timing, ``UNKNOWN_VISEME``) are left out. It is a term of this loss, not of the model, so
+models stay pure and the shipped model is unchanged in shape.
+
 ``saturation`` (off by default, so the seed's loss is unchanged) guards the Sigmoid output: a shape that is
 rarely active (mouthClose, mouthPress) gets pushed towards 0 by most frames, its logit sinks to -12 and
 below, where the sigmoid's slope is ~1e-5 and the frames that need the shape can no longer pull it back —
@@ -75,6 +80,7 @@ class LossConfig:
     openness: float = 0.0  # weight of the lip-gap error (jawOpen - mouthClose); rigs with both shapes only
     closure: float = 0.0  # weight of gaps left open where the labels' lips touch; rigs with both shapes only
     parting: float = 0.0  # weight of lips closing where the labels hold them apart; rigs with both shapes
+    viseme: float = 0.0  # weight of the viseme probe's cross-entropy (frame models; needs phoneme timing)
 
 
 def shape_importance(names: Sequence[str]) -> torch.Tensor:
@@ -90,7 +96,8 @@ def shape_importance(names: Sequence[str]) -> torch.Tensor:
 class BlendshapeLoss:
     """``loss(pred, target)`` -> dict of named scalar terms plus ``total``, their weighted sum.
 
-    ``pred`` and ``target`` are ``(B, K)`` or ``(B, T, K)`` weights.
+    ``pred`` and ``target`` are ``(B, K)`` or ``(B, T, K)`` weights; with the viseme term, the probe's
+    ``viseme_logits (B, T, V)`` and the ``visemes (B, T)`` ids they are scored against.
     """
 
     def __init__(self, names: Sequence[str], config: LossConfig | None = None) -> None:
@@ -109,9 +116,15 @@ class BlendshapeLoss:
         c = self.config
         return {"mse": c.mse, "l1": c.l1, "perceptual": c.perceptual, "velocity": c.velocity,
                 "saturation": c.saturation, "openness": c.openness, "closure": c.closure,
-                "parting": c.parting}  # fmt: skip
+                "parting": c.parting, "viseme": c.viseme}  # fmt: skip
 
-    def __call__(self, pred: torch.Tensor, target: torch.Tensor) -> dict[str, torch.Tensor]:
+    def __call__(
+        self,
+        pred: torch.Tensor,
+        target: torch.Tensor,
+        viseme_logits: torch.Tensor | None = None,
+        visemes: torch.Tensor | None = None,
+    ) -> dict[str, torch.Tensor]:
         if pred.shape != target.shape:
             raise ValueError(f"prediction {tuple(pred.shape)} and target {tuple(target.shape)} differ")
         error = pred - target
@@ -130,6 +143,10 @@ class BlendshapeLoss:
             terms["saturation"] = saturation_penalty(pred)
         if self.uses_lip_gap:
             terms.update(self._lip_gap_terms(pred, target))
+        if self.config.viseme:
+            if viseme_logits is None or visemes is None:
+                raise ValueError("the viseme term needs the probe's logits and the visemes")
+            terms["viseme"] = viseme_cross_entropy(viseme_logits, visemes)
         weights = self.weights()
         total = torch.stack([weights[name] * value for name, value in terms.items()]).sum()
         terms["total"] = total
@@ -149,6 +166,16 @@ class BlendshapeLoss:
             floor = target_gap.clamp(max=PARTED_GAP)
             terms["parting"] = (torch.relu(floor - pred_gap).pow(2) * ~closed).mean()
         return terms
+
+
+def viseme_cross_entropy(logits: torch.Tensor, visemes: torch.Tensor) -> torch.Tensor:
+    """Mean cross-entropy of ``logits (B, T, V)`` against ids ``visemes (B, T)`` over the known steps
+    (ids >= 0); 0 (still attached to the graph) when none is known."""
+    flat, ids = logits.reshape(-1, logits.shape[-1]), visemes.reshape(-1)
+    known = ids >= 0
+    if not bool(known.any()):
+        return flat.sum() * 0.0
+    return torch.nn.functional.cross_entropy(flat[known], ids[known])
 
 
 def saturation_penalty(weights: torch.Tensor) -> torch.Tensor:

@@ -88,7 +88,7 @@ def start_output_bias(model: nn.Module, train_set: WindowDataset, keep: list[int
     output = [module for module in model.modules() if isinstance(module, PerShapeLinear)][-1]
     total, frames = torch.zeros(len(train_set.names), dtype=torch.float64), 0
     for first in range(0, len(train_set), 64):
-        _, curves = collate(train_set, torch.arange(first, min(first + 64, len(train_set))))
+        curves = collate(train_set, torch.arange(first, min(first + 64, len(train_set)))).curves
         total, frames = total + curves.double().sum((0, 1)), frames + curves.shape[0] * curves.shape[1]
     logits = torch.logit(total / frames, eps=1e-6).clamp(LOGIT_FLOOR + 1.0, -LOGIT_FLOOR - 1.0)
     fresh = sorted(set(range(len(logits))) - set(keep))
