@@ -34,9 +34,9 @@ from audio2blendshape.data.corpus import (
     load_utterance_audio,
     read_manifest,
     read_names,
+    record_phonemes,
     write_utterance,
 )
-from audio2blendshape.data.visemes import PhonemeSpan
 
 CONDITIONS = ("clean", "mixed", "noisy10", "reverb", "telephone", "codec")
 MIXED = augment.AugmentConfig(  # real recordings: always some noise, often a room, a phone now and then
@@ -87,11 +87,6 @@ class AugmentSummary:
     seconds: float = 0.0  # audio written
 
 
-def _spans(record: dict[str, Any]) -> list[PhonemeSpan] | None:
-    rows = record.get("phonemes")
-    return None if rows is None else [PhonemeSpan(float(s), float(e), str(p)) for s, e, p in rows]
-
-
 def augment_corpus(
     source: Path,
     out: Path,
@@ -123,7 +118,7 @@ def augment_corpus(
                 written = write_utterance(
                     out, utt_id, audio, load_curves(source, record), names, float(record["fps"]),
                     language=record["language"], speaker=record["speaker"], split=record["split"],
-                    text=record.get("text"), phonemes=_spans(record),
+                    text=record.get("text"), phonemes=record_phonemes(record),
                     source=f"{source}/{record['id']} {condition} {applied}",
                 )  # fmt: skip
                 summary.written.append(utt_id)

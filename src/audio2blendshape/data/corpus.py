@@ -128,6 +128,13 @@ def _phoneme_rows(phonemes: Sequence[PhonemeSpan], duration: float, source: str)
     return rows
 
 
+def record_phonemes(record: dict[str, Any]) -> list[PhonemeSpan] | None:
+    """A manifest record's phoneme timing as spans, or None where it has none. Raises TypeError or
+    ValueError on rows that are not ``[start, end, symbol]``."""
+    rows = record.get("phonemes")
+    return None if rows is None else [PhonemeSpan(float(s), float(e), str(p)) for s, e, p in rows]
+
+
 def _check_labels(where: str, fps: float, language: str, speaker: str, split: str) -> None:
     if split not in SPLITS:
         raise CorpusError(f"{where}: split {split!r} is not one of {', '.join(SPLITS)}")

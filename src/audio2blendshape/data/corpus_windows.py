@@ -31,10 +31,11 @@ from audio2blendshape.data.corpus import (
     load_mel,
     read_manifest,
     read_names,
+    record_phonemes,
     resample_curves,
 )
 from audio2blendshape.data.labels import frame_visemes
-from audio2blendshape.data.visemes import SILENCE, PhonemeSpan
+from audio2blendshape.data.visemes import SILENCE
 from audio2blendshape.data.windows import UNKNOWN_VISEME, Window
 
 SILENCE_MEL = (float(np.log10(LOG_FLOOR)) + LOG_OFFSET) / LOG_SCALE  # the feature value of digital silence
@@ -68,11 +69,10 @@ def _pad(
 
 def record_visemes(record: dict[str, Any], frames: int, where: Path) -> np.ndarray:
     """Viseme id per mel frame ``(frames,)`` from the record's phoneme timing; ``UNKNOWN_VISEME`` without."""
-    rows = record.get("phonemes")
-    if rows is None:
-        return np.full(frames, UNKNOWN_VISEME, dtype=np.int64)
     try:
-        spans = [PhonemeSpan(float(start), float(end), str(symbol)) for start, end, symbol in rows]
+        spans = record_phonemes(record)
+        if spans is None:
+            return np.full(frames, UNKNOWN_VISEME, dtype=np.int64)
         return frame_visemes(spans, float(record["duration"]), frames)
     except (TypeError, ValueError) as error:
         raise CorpusError(f"{where}: utterance {record.get('id')!r}: bad phoneme timing: {error}") from error
@@ -118,9 +118,7 @@ class CorpusWindows:
         mel, curves, visemes, starts, self._owners = self._load(pad_short)
         self.mel: torch.Tensor = mel.to(device)  # (N, 80) every kept utterance, end to end
         self.curves: torch.Tensor = curves.to(device)  # (N, K) at the mel rate
-        self.visemes: torch.Tensor = visemes.to(
-            device
-        )  # (N,) viseme id per row, UNKNOWN_VISEME without timing
+        self.visemes: torch.Tensor = visemes.to(device)  # (N,) viseme id per row, UNKNOWN_VISEME if untimed
         self.starts: torch.Tensor = starts.to(device)  # (windows,) first row of each window
         self._steps = torch.arange(self.window_frames, device=device)
 

@@ -112,18 +112,26 @@ def viseme_segments(spans: Sequence[PhonemeSpan], duration: float) -> tuple[np.n
     return np.array(starts)[order], np.array(ends)[order], np.array(ids, dtype=np.int64)[order]
 
 
-def frame_visemes(
-    spans: Sequence[PhonemeSpan], duration: float, frames: int, fps: float = 100.0
+def segment_ids_at_frames(
+    starts: np.ndarray, ends: np.ndarray, ids: np.ndarray, frames: int, fps: float
 ) -> np.ndarray:
-    """The viseme id sounding at each frame ``(frames,)`` int64, frame ``i`` at ``i / fps`` s; time no
-    span covers (and frames past ``duration``) are silence. The training targets of the viseme probe."""
-    starts, ends, ids = viseme_segments(spans, duration)
+    """The id of the sorted segment covering each frame ``(frames,)`` int64, frame ``i`` at ``i / fps`` s
+    (starts inclusive, ends exclusive); ``SILENCE`` where none does."""
     if not len(ids):
         return np.full(frames, SILENCE, dtype=np.int64)
     times = np.arange(frames) / fps
     segment = np.clip(np.searchsorted(ends, times, side="right"), 0, len(ids) - 1)
     inside = (times >= starts[segment]) & (times < ends[segment])
     return np.where(inside, ids[segment], SILENCE).astype(np.int64)
+
+
+def frame_visemes(
+    spans: Sequence[PhonemeSpan], duration: float, frames: int, fps: float = 100.0
+) -> np.ndarray:
+    """The viseme id sounding at each frame ``(frames,)`` int64, frame ``i`` at ``i / fps`` s; time no
+    span covers (and frames past ``duration``) are silence. The training targets of the viseme probe."""
+    starts, ends, ids = viseme_segments(spans, duration)
+    return segment_ids_at_frames(starts, ends, ids, frames, fps)
 
 
 def _ragged(lo: np.ndarray, hi: np.ndarray, n_frames: int, fps: float) -> tuple[np.ndarray, np.ndarray]:

@@ -40,7 +40,7 @@ from typing import Any
 
 import numpy as np
 
-from audio2blendshape.data.labels import viseme_segments
+from audio2blendshape.data.labels import segment_ids_at_frames, viseme_segments
 from audio2blendshape.data.visemes import LIPS_CLOSED_MAX_GAP, POSES, SILENCE, VISEMES, PhonemeSpan
 from audio2blendshape.names import ARKIT_GROUPS, ARKIT_NAMES
 
@@ -216,10 +216,8 @@ def closures(openness: np.ndarray, starts: np.ndarray, ends: np.ndarray, fps: fl
 
 def target_openness(timeline: Timeline, frames: int, fps: float) -> np.ndarray:
     """The phonemes' target lip gap per frame ``(frames,)``: a step function, 0 in silence."""
-    times = np.arange(frames) / fps
-    segment = np.clip(np.searchsorted(timeline.ends, times, side="right"), 0, len(timeline.ids) - 1)
-    inside = (times >= timeline.starts[segment]) & (times < timeline.ends[segment])
-    return np.where(inside, _TARGET_GAP[timeline.ids[segment]], 0.0)
+    # Frames no segment covers get SILENCE, whose target gap is 0.
+    return _TARGET_GAP[segment_ids_at_frames(timeline.starts, timeline.ends, timeline.ids, frames, fps)]
 
 
 class LagSearch:
