@@ -237,6 +237,10 @@ def test_oracle_and_baselines_on_a_corpus(corpus: Path) -> None:
     table = report.table()
     assert "oracle (labels)" in table and "energy envelope" in table and "MSE per region" in table
     assert "1.000-1.000" in table.splitlines()[3]  # the oracle's closure interval
+    # The openness r (issue 11's "r with the openness reference") is its own column, not the curves' r.
+    assert "open r" in table.splitlines()[2]
+    assert 0.5 < oracle["lipsync"]["lag_r"] < 1.0
+    assert f"{oracle['lipsync']['lag_r']:8.3f}{oracle['lipsync']['lag_ms']:+8.1f}" in table.splitlines()[3]
 
 
 def test_speakers_pick_the_utterances_scored(corpus: Path) -> None:

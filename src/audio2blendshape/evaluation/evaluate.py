@@ -125,7 +125,7 @@ def _main_table(rows: list[dict[str, Any]], lipsync: bool) -> str:
     header = f"{'row':<{width}}{'MSE':>9}{'L1':>9}{'r':>7}"
     if lipsync:
         header += f"{'AUC':>7}{'closure':>9}{'(95%)':>13}{'@mid':>7}{'false':>7}{'pause':>8}"
-        header += f"{'lag ms':>8}{'vs lbl':>8}  targets"
+        header += f"{'open r':>8}{'lag ms':>8}{'vs lbl':>8}  targets"
     lines = [header]
     for row in rows:
         line = f"{row['name']:<{width}}{row['mse']:>9.5f}{row['l1']:>9.5f}{_fmt(row['pearson'], '.3f'):>7}"
@@ -136,7 +136,7 @@ def _main_table(rows: list[dict[str, Any]], lipsync: bool) -> str:
             interval_text = "-" if interval is None else f"{interval[0]:.3f}-{interval[1]:.3f}"
             line += (f"{_fmt(sync['auc'], '.3f'):>7}{_fmt(sync['closure'], '.3f'):>9}{interval_text:>13}"
                      f"{_fmt(sync['closure_mid'], '.3f'):>7}{_fmt(sync['false_closure'], '.3f'):>7}"
-                     f"{_fmt(sync['pause_openness'], '.3f'):>8}"
+                     f"{_fmt(sync['pause_openness'], '.3f'):>8}{_fmt(sync['lag_r'], '.3f'):>8}"
                      f"{lag:>8}{_fmt(sync['lag_vs_labels_ms'], '+.1f'):>8}"
                      f"  {'met' if row['meets_targets'] else 'missed'}")  # fmt: skip
         lines.append(line)
