@@ -47,6 +47,7 @@ class TrainConfig:
     init_from: str = ""  # checkpoint whose weights start the run ("default": the bundled one; "": random)
     encoder_lr_scale: float = 1.0  # the audio encoder's learning rate as a fraction of lr; 0 freezes it
     probe_lr_scale: float = 10.0  # the viseme probe's rate over lr: unlike the model, it starts untrained
+    grown_lr_scale: float = 1.0  # rate over lr of conv blocks init_from lacked (grown, starting as identity)
     keep_best: bool = False  # also keep best.safetensors: the weights at the lowest val/total so far
     output_bias_from_data: bool = False  # fresh runs: output biases start at the logit of each curve's mean
     device: str = "auto"  # "auto" (cuda when available), "cpu", "cuda", "cuda:1", ...
@@ -148,6 +149,7 @@ def validate(config: Config, source: str) -> None:
         (t.lr > 0 and t.min_lr >= 0, "train.lr must be positive and train.min_lr non-negative"),
         (t.encoder_lr_scale >= 0, "train.encoder_lr_scale must be non-negative"),
         (t.probe_lr_scale > 0, "train.probe_lr_scale must be positive"),
+        (t.grown_lr_scale > 0, "train.grown_lr_scale must be positive"),
         (t.grad_clip > 0 and not math.isnan(t.grad_clip), "train.grad_clip must be positive (inf = no clip)"),
         (min(t.log_every, t.eval_every, t.checkpoint_every) > 0, "train.*_every must be positive"),
         (config.model.kind in MODEL_KINDS, f"model.kind must be one of {', '.join(MODEL_KINDS)}"),

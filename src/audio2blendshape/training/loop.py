@@ -45,7 +45,7 @@ from audio2blendshape.training.diagnostics import (
 from audio2blendshape.training.feature_augment import augment_features
 from audio2blendshape.training.losses import BlendshapeLoss
 from audio2blendshape.training.metrics_log import MetricsLog
-from audio2blendshape.training.warm_start import initialise_from, start_output_bias
+from audio2blendshape.training.warm_start import grown_parameter_names, initialise_from, start_output_bias
 
 log = logging.getLogger(__name__)
 
@@ -270,18 +270,26 @@ def make_optimizer(model: nn.Module, config: Config, probe: nn.Module | None = N
     """AdamW with groups that each carry the ``lr_scale`` their learning rate gets: the audio encoder's
     (``train.encoder_lr_scale``), then the rest's (1), then the viseme probe's (``train.probe_lr_scale``).
     At encoder scale 1 the model is one group, as in checkpoints written before the scale existed, so those
-    resume. At scale 0 the encoder is frozen outright: no gradients, so no backward pass through it.
+    resume. At scale 0 the encoder is frozen outright: no gradients, so no backward pass through it. With
+    ``train.grown_lr_scale`` other than 1, the conv blocks that ``init_from`` lacked are a last group.
     """
     t = config.train
+    grown: set[str] = set()
+    if t.init_from and t.grown_lr_scale != 1.0:
+        grown = set(grown_parameter_names(Path(t.init_from), model))
     encoder: list[nn.Parameter] = []
     rest: list[nn.Parameter] = []
     for name, parameter in model.named_parameters():
+        if name in grown:
+            continue
         split = t.encoder_lr_scale != 1.0 and name.split(".", 1)[0] in ENCODER_MODULES
         (encoder if split else rest).append(parameter)
         parameter.requires_grad_(not (split and t.encoder_lr_scale == 0.0))
     groups = [{"params": encoder, "lr_scale": t.encoder_lr_scale}, {"params": rest, "lr_scale": 1.0}]
-    if probe is not None:  # last, so the groups of runs without a probe are unchanged
+    if probe is not None:  # after the model's, so the groups of runs without a probe are unchanged
         groups.append({"params": list(probe.parameters()), "lr_scale": t.probe_lr_scale})
+    parameters = dict(model.named_parameters())
+    groups.append({"params": [parameters[name] for name in sorted(grown)], "lr_scale": t.grown_lr_scale})
     return torch.optim.AdamW([g for g in groups if g["params"]], lr=t.lr, weight_decay=t.weight_decay)
 
 

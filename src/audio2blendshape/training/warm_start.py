@@ -1,13 +1,15 @@
 """Starting a run from another run's weights (``train.init_from``) and its output biases from the data
 (``train.output_bias_from_data``).
 
-The source may have another rig (per-shape rows are matched by name) or another attention window: a
-low-latency model with less look-ahead than the bundled one, or an offline model with more.
+The source may have another rig (per-shape rows are matched by name), another attention window (a
+low-latency model with less look-ahead than the bundled one, or an offline model with more) or fewer conv
+blocks (a grown model, which starts computing its source's function).
 """
 
 from __future__ import annotations
 
 import logging
+import re
 from pathlib import Path
 
 import torch
@@ -47,6 +49,7 @@ def initialise_from(path: Path, model: BlendshapeModel, names: tuple[str, ...]) 
         merged[rows] = state[key][from_rows]
         state[key] = merged
     fit_attention_window(state, source.model, model)
+    grow_conv_blocks(state, fresh)
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as error:
@@ -54,6 +57,28 @@ def initialise_from(path: Path, model: BlendshapeModel, names: tuple[str, ...]) 
     if len(rows) < len(names):
         log.info("init_from %s: %d of %d shapes by name, the rest start fresh", path, len(rows), len(names))
     return rows
+
+
+GROWN_BLOCK = re.compile(r"conv_blocks\.\d+\.")
+
+
+def grow_conv_blocks(state: dict[str, torch.Tensor], fresh: dict[str, torch.Tensor]) -> list[str]:
+    """Let a FrameModel start from one with fewer residual conv blocks: each block the source lacks starts
+    with its output layer at zero, so it adds nothing and the grown model computes its source's function at
+    step 0; its depthwise layer keeps its random start, so the output layer gets a gradient. Returns the
+    parameter names added to ``state``."""
+    grown = [key for key in fresh if key not in state and GROWN_BLOCK.match(key)]
+    for key in grown:
+        zero = key.endswith(("pointwise.weight", "pointwise.bias"))
+        state[key] = torch.zeros_like(fresh[key]) if zero else fresh[key].clone()
+    return grown
+
+
+def grown_parameter_names(path: Path, model: nn.Module) -> list[str]:
+    """Names of ``model``'s parameters that the checkpoint at ``path`` (``train.init_from``) does not have:
+    the blocks ``grow_conv_blocks`` added. The optimizer gives them their own learning rate."""
+    source = load_named_checkpoint(path).model.state_dict()
+    return [name for name, _ in model.named_parameters() if name not in source and GROWN_BLOCK.match(name)]
 
 
 def fit_attention_window(state: dict[str, torch.Tensor], source: nn.Module, model: nn.Module) -> None:
