@@ -279,8 +279,10 @@ def make_optimizer(model: nn.Module, config: Config, probe: nn.Module | None = N
         grown = set(grown_parameter_names(Path(t.init_from), model))
     encoder: list[nn.Parameter] = []
     rest: list[nn.Parameter] = []
+    new: list[nn.Parameter] = []
     for name, parameter in model.named_parameters():
         if name in grown:
+            new.append(parameter)
             continue
         split = t.encoder_lr_scale != 1.0 and name.split(".", 1)[0] in ENCODER_MODULES
         (encoder if split else rest).append(parameter)
@@ -288,8 +290,7 @@ def make_optimizer(model: nn.Module, config: Config, probe: nn.Module | None = N
     groups = [{"params": encoder, "lr_scale": t.encoder_lr_scale}, {"params": rest, "lr_scale": 1.0}]
     if probe is not None:  # after the model's, so the groups of runs without a probe are unchanged
         groups.append({"params": list(probe.parameters()), "lr_scale": t.probe_lr_scale})
-    parameters = dict(model.named_parameters())
-    groups.append({"params": [parameters[name] for name in sorted(grown)], "lr_scale": t.grown_lr_scale})
+    groups.append({"params": new, "lr_scale": t.grown_lr_scale})
     return torch.optim.AdamW([g for g in groups if g["params"]], lr=t.lr, weight_decay=t.weight_decay)
 
 

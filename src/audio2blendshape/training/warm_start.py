@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Container, Iterable
 from pathlib import Path
 
 import torch
@@ -62,23 +63,25 @@ def initialise_from(path: Path, model: BlendshapeModel, names: tuple[str, ...]) 
 GROWN_BLOCK = re.compile(r"conv_blocks\.\d+\.")
 
 
-def grow_conv_blocks(state: dict[str, torch.Tensor], fresh: dict[str, torch.Tensor]) -> list[str]:
+def _grown(names: Iterable[str], source: Container[str]) -> list[str]:
+    """The conv-block tensors among ``names`` that ``source`` lacks."""
+    return [name for name in names if name not in source and GROWN_BLOCK.match(name)]
+
+
+def grow_conv_blocks(state: dict[str, torch.Tensor], fresh: dict[str, torch.Tensor]) -> None:
     """Let a FrameModel start from one with fewer residual conv blocks: each block the source lacks starts
     with its output layer at zero, so it adds nothing and the grown model computes its source's function at
-    step 0; its depthwise layer keeps its random start, so the output layer gets a gradient. Returns the
-    parameter names added to ``state``."""
-    grown = [key for key in fresh if key not in state and GROWN_BLOCK.match(key)]
-    for key in grown:
+    step 0; its depthwise layer keeps its random start, so the output layer gets a gradient."""
+    for key in _grown(fresh, state):
         zero = key.endswith(("pointwise.weight", "pointwise.bias"))
         state[key] = torch.zeros_like(fresh[key]) if zero else fresh[key].clone()
-    return grown
 
 
 def grown_parameter_names(path: Path, model: nn.Module) -> list[str]:
     """Names of ``model``'s parameters that the checkpoint at ``path`` (``train.init_from``) does not have:
     the blocks ``grow_conv_blocks`` added. The optimizer gives them their own learning rate."""
     source = load_named_checkpoint(path).model.state_dict()
-    return [name for name, _ in model.named_parameters() if name not in source and GROWN_BLOCK.match(name)]
+    return _grown((name for name, _ in model.named_parameters()), source)
 
 
 def fit_attention_window(state: dict[str, torch.Tensor], source: nn.Module, model: nn.Module) -> None:
