@@ -1,4 +1,4 @@
-"""Inference with onnxruntime, without torch: the deployment path (``pip install audio2blendshape[onnx]``).
+"""Inference with onnxruntime, without torch: the default path (the base ``pip install audio2blendshape``).
 
 Two kinds of file come from ``onnx_export.py``, told apart by the ``variant`` metadata:
 
@@ -36,9 +36,9 @@ class OnnxModelError(ValueError):
 def _session(path: Path, threads: int | None) -> Any:
     try:
         import onnxruntime
-    except ImportError as error:  # the [onnx] extra is optional
+    except ImportError as error:  # a base dependency, but a broken or partial install can lack it
         raise OnnxModelError(
-            f"{path}: the ONNX backend needs onnxruntime (pip install 'audio2blendshape[onnx]')"
+            f"{path}: the ONNX backend needs onnxruntime, a base dependency (pip install onnxruntime)"
         ) from error
     if not path.is_file():
         raise OnnxModelError(f"{path}: no such ONNX file")
