@@ -5,7 +5,10 @@
 Each round runs ``--calls`` calls of every file in turn, each call on the same 20.6 s of speech features
 (examples/hello.wav looped, 2060 mel frames, as ``animate`` cuts a long file). The table gives each file's
 median round and the first file's median over it. For example, the export before a graph change against
-the one after: ``git show <commit>:src/audio2blendshape/assets/default.onnx > /tmp/before.onnx``.
+the one after: ``git show <commit>:src/audio2blendshape/assets/default.onnx > /tmp/before.onnx``. The last
+columns say how far each file's output is from the first's on that chunk (largest and mean absolute
+difference of the weights), so a faster graph that computes something else shows it; e.g. an int8 copy,
+``onnxruntime.quantization.quantize_dynamic(src, dst, op_types_to_quantize=["MatMul"])``.
 """
 
 from __future__ import annotations
@@ -49,11 +52,17 @@ def main() -> None:
                 runner.run(None, {"mel": mel})
             seconds[index].append(time.perf_counter() - began)
     first = statistics.median(seconds[0])
+    outputs = [runner.run(None, {"mel": mel})[0] for runner in sessions]
     print(f"{args.calls} calls of {FRAMES} mel frames per round, {args.rounds} rounds\n")
-    print("| file | median s per round | ms per call | first / this |\n|---|---:|---:|---:|")
-    for path, times in zip(args.files, seconds, strict=True):
+    print("| file | median s per round | ms per call | first / this | max abs diff | mean abs diff |")
+    print("|---|---:|---:|---:|---:|---:|")
+    for path, times, output in zip(args.files, seconds, outputs, strict=True):
         median = statistics.median(times)
-        print(f"| {path} | {median:.3f} | {1000 * median / args.calls:.2f} | {first / median:.2f}x |")
+        difference = np.abs(output - outputs[0])
+        print(
+            f"| {path} | {median:.3f} | {1000 * median / args.calls:.2f} | {first / median:.2f}x "
+            f"| {difference.max():.2e} | {difference.mean():.2e} |"
+        )
 
 
 if __name__ == "__main__":
