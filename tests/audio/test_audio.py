@@ -354,3 +354,17 @@ def test_a_forked_child_featurises_long_blocks_too() -> None:
     with deadline(30), context.Pool(1) as pool:  # a child with the parent's pool object but no threads
         child = pool.apply(mel.log_mel, (long_block,))
     np.testing.assert_array_equal(child, parent)
+
+
+@pytest.mark.parametrize("rate", [SAMPLE_RATE, 48_000])
+def test_blocked_features_are_the_one_shot_formula(rate: int) -> None:
+    # The scratch-array blocks (mel.FEATURE_BLOCK) compute the formula applied to all windows at once; only
+    # the mel matmul's rounding may differ (BLAS sums a block of rows in its own order): one float32 ulp.
+    spec = mel.mel_spec(rate)
+    samples = spec.hop * (3 * mel.FEATURE_BLOCK + 17)
+    block = np.random.default_rng(5).standard_normal(samples).astype(np.float32)
+    windows = np.lib.stride_tricks.sliding_window_view(block, spec.n_fft)[:: spec.hop]
+    spectrum = np.fft.rfft(windows * spec.window, axis=-1)
+    power = (spectrum.real**2 + spectrum.imag**2).astype(np.float32) @ spec.filters.T
+    expected = ((np.log10(np.maximum(power, mel.LOG_FLOOR)) + mel.LOG_OFFSET) / mel.LOG_SCALE).astype("f4")
+    np.testing.assert_allclose(mel._window_features(windows, spec), expected, rtol=2.5e-7, atol=2.5e-7)

@@ -22,6 +22,7 @@ audio the models were trained on (within about 0.01 on average on speech with a 
 from __future__ import annotations
 
 import os
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import cache
@@ -42,6 +43,7 @@ from audio2blendshape.audio.constants import (
 
 HALF_WINDOW = N_FFT // 2  # torch.stft(center=True) pads this many zeros at both ends
 PARALLEL_FRAMES = 512  # blocks of at least this many frames are featurised on two threads (5 s of audio)
+FEATURE_BLOCK = 256  # windows featurised at a time, through scratch arrays reused call after call
 
 
 @cache
@@ -181,11 +183,57 @@ def log_mel_frames(block: np.ndarray, spec: MelSpec | None = None) -> np.ndarray
 
 
 def _window_features(windows: np.ndarray, spec: MelSpec) -> np.ndarray:
-    """Log-mel of analysis windows ``(n, n_fft)`` (a view into the samples) -> float32 ``(n, 80)``."""
-    spectrum = np.fft.rfft(windows * spec.window, axis=-1)
-    power = (spectrum.real**2 + spectrum.imag**2).astype(np.float32)
-    mel = power @ spec.filters.T
-    return ((np.log10(np.maximum(mel, LOG_FLOOR)) + LOG_OFFSET) / LOG_SCALE).astype(np.float32)
+    """Log-mel of analysis windows ``(n, n_fft)`` (a view into the samples) -> float32 ``(n, 80)``.
+
+    In blocks of ``FEATURE_BLOCK`` windows through this thread's scratch arrays: fresh temporaries of a
+    chunk's size are mapped and unmapped by malloc on every call, and faulting those pages in again made the
+    first pass over a 10-minute file's features three times slower than a warm one (0.40 s against 0.13 s).
+    """
+    out = np.empty((len(windows), N_MELS), dtype=np.float32)
+    scratch = _scratch(spec.n_fft)
+    for first in range(0, len(windows), FEATURE_BLOCK):
+        block = windows[first : first + FEATURE_BLOCK]
+        count = len(block)
+        framed, spectrum = scratch.framed[:count], scratch.spectrum[:count]
+        power, squared = scratch.power[:count], scratch.squared[:count]
+        np.multiply(block, spec.window, out=framed)
+        np.fft.rfft(framed, axis=-1, out=spectrum)
+        np.multiply(spectrum.real, spectrum.real, out=power)
+        np.multiply(spectrum.imag, spectrum.imag, out=squared)
+        power += squared
+        mel = np.matmul(power, spec.filters.T, out=out[first : first + count])
+        np.maximum(mel, LOG_FLOOR, out=mel)
+        np.log10(mel, out=mel)
+        mel += LOG_OFFSET
+        mel /= LOG_SCALE
+    return out
+
+
+@dataclass
+class _Scratch:
+    """One thread's work arrays for ``FEATURE_BLOCK`` windows of one FFT size."""
+
+    framed: np.ndarray  # (FEATURE_BLOCK, n_fft) float32: windowed samples
+    spectrum: np.ndarray  # (FEATURE_BLOCK, n_fft // 2 + 1) complex64
+    power: np.ndarray  # (FEATURE_BLOCK, n_fft // 2 + 1) float32
+    squared: np.ndarray  # (FEATURE_BLOCK, n_fft // 2 + 1) float32: the imaginary part squared
+
+
+_thread_scratch = threading.local()
+
+
+def _scratch(n_fft: int) -> _Scratch:
+    """This thread's scratch arrays for ``n_fft``-sample windows (made once per thread and size)."""
+    cached: dict[int, _Scratch] = _thread_scratch.__dict__.setdefault("by_size", {})
+    if n_fft not in cached:
+        bins = n_fft // 2 + 1
+        cached[n_fft] = _Scratch(
+            np.empty((FEATURE_BLOCK, n_fft), np.float32),
+            np.empty((FEATURE_BLOCK, bins), np.complex64),
+            np.empty((FEATURE_BLOCK, bins), np.float32),
+            np.empty((FEATURE_BLOCK, bins), np.float32),
+        )
+    return cached[n_fft]
 
 
 _pool: tuple[int, ThreadPoolExecutor] | None = None  # (the process that made it, the pool)
