@@ -108,10 +108,18 @@ VALUES = st.one_of(ints(-(2**70), 2**70).map(str), st.floats().map(repr), st.tex
 
 
 @FUZZ
-@given(pairs=st.lists(st.tuples(st.sampled_from(KEYS), VALUES), max_size=4), tail=st.binary(max_size=100))
-def test_toml_config_and_overrides(tmp_path: Path, pairs: list[tuple[str, str]], tail: bytes) -> None:
+@given(
+    pairs=st.lists(st.tuples(st.sampled_from(KEYS), VALUES), max_size=4),
+    tail=st.binary(max_size=100),
+    base=st.none() | VALUES | st.sampled_from(['"run.toml"', '"."', '"../run.toml"', '"other.toml"']),
+)
+def test_toml_config_and_overrides(
+    tmp_path: Path, pairs: list[tuple[str, str]], tail: bytes, base: str | None
+) -> None:
     path = tmp_path / "run.toml"
-    lines = [f"[{key.split('.')[0]}]\n{key.split('.', 1)[-1] or 'k'} = {value}" for key, value in pairs]
+    (tmp_path / "other.toml").write_text('base = "run.toml"\n[train]\nlr = 0.5\n')
+    lines = [] if base is None else [f"base = {base}"]
+    lines += [f"[{key.split('.')[0]}]\n{key.split('.', 1)[-1] or 'k'} = {value}" for key, value in pairs]
     path.write_bytes("\n".join(lines).encode("utf-8", "surrogatepass") + b"\n" + tail)
     _only(ConfigError, lambda: load_config(path), "run.toml")
     _only(ConfigError, lambda: load_config(None, [f"{key}={value}" for key, value in pairs]), "")
@@ -341,6 +349,8 @@ CASES: dict[str, Callable[[Path, Path], str]] = {
     "toml-type": lambda t, c: _toml(t, '[train]\nmax_steps = "many"\n'),
     "toml-heads-zero": lambda t, c: _toml(t, "[frame]\nn_heads = 0\n"),
     "toml-nesting": lambda t, c: _toml(t, "[train]\nlr = " + "[" * 5000 + "\n"),
+    "toml-base-missing": lambda t, c: _toml(t, 'base = "stage7.toml"\n[train]\nlr = 1e-4\n'),
+    "toml-base-cycle": lambda t, c: _toml(t, 'base = "run.toml"\n'),
     "set-no-equals": lambda t, c: _raises(ConfigError, lambda: load_config(None, ["train.lr"])),
     "set-nan": lambda t, c: _raises(ConfigError, lambda: load_config(None, ["train.lr=nan"])),
     "set-not-a-table": lambda t, c: _raises(ConfigError, lambda: load_config(None, ["train=3"])),

@@ -1,9 +1,11 @@
 """Run configuration: frozen dataclasses loaded from TOML and overridden from the command line.
 
 A TOML file has one table per section (``[model]``, ``[simplified]``, ``[frame]``, ``[loss]``, ``[train]``,
-``[data]``); ``model.kind`` picks which model's table applies. Any key left out
-keeps its default. ``--set train.lr=3e-4`` overrides one field; its value is read as a TOML value, so
-``--set train.grad_clip=inf`` and ``--set data.source="corpus"`` work as they would in the file.
+``[data]``); ``model.kind`` picks which model's table applies. Any key left out keeps its default, or
+the value in the file that a top-level ``base = "other.toml"`` key names (relative to the file; checkpoints
+record the merged config, so they stay self-describing). ``--set train.lr=3e-4`` overrides one field; its
+value is read as a TOML value, so ``--set train.grad_clip=inf`` and ``--set data.source="corpus"`` work as
+they would in the file.
 Unknown sections or keys, and values of the wrong type, are errors that name the file and the key.
 """
 
@@ -106,24 +108,57 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     return key.strip().split("."), value
 
 
+MAX_BASE_DEPTH = 16  # files a chain of ``base`` keys may pass through
+
+
+def read_config_tables(path: str | Path, chain: tuple[Path, ...] = ()) -> tuple[dict[str, Any], list[Path]]:
+    """The tables of the TOML file at ``path``, laid key by key over those of its ``base`` file if it names
+    one (``base = "other.toml"``, relative to the file): a run that changes a few keys of another says only
+    those. Also returns the files read, ``path`` first. ``chain``: the files that led here (cycle check)."""
+    path = Path(path)
+    data = _parse_toml(path)
+    base = data.pop("base", None)
+    if base is None:
+        return data, [path]
+    if not isinstance(base, str):
+        raise ConfigError(f"{path}: base must name a TOML file (a string), got {base!r}")
+    base_path = path.parent / base
+    if not base_path.is_file():
+        raise ConfigError(f"{path}: base {base!r} is not a file ({base_path})")
+    here = path.resolve()
+    if base_path.resolve() in (*chain, here) or len(chain) >= MAX_BASE_DEPTH:
+        raise ConfigError(f"{path}: base {base!r} leads back to itself or nests too deeply")
+    merged, files = read_config_tables(base_path, (*chain, here))
+    for section, table in data.items():
+        below = merged.get(section)
+        merged[section] = {**below, **table} if isinstance(below, dict) and isinstance(table, dict) else table
+    return merged, [path, *files]
+
+
+def _parse_toml(path: Path) -> dict[str, Any]:
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as error:
+        raise ConfigError(f"{path}: cannot read the config ({error.strerror})") from error
+    except UnicodeDecodeError as error:
+        raise ConfigError(
+            f"{path}: not UTF-8 text, so not TOML ({error.reason} at byte {error.start})"
+        ) from None
+    except ValueError as error:  # TOMLDecodeError, or an integer of more digits than Python converts
+        raise ConfigError(f"{path}: not valid TOML ({error})") from error
+    except RecursionError:  # tomllib recurses once per nested bracket
+        raise ConfigError(f"{path}: not valid TOML (arrays or tables nest too deeply)") from None
+
+
 def load_config(path: str | Path | None = None, overrides: Iterable[str] = ()) -> Config:
-    """Defaults, then the TOML file at ``path`` (if any), then each ``section.key=value`` override."""
+    """Defaults, then the TOML file at ``path`` (if any, over its ``base``), then each ``section.key=value``
+    override."""
     data: dict[str, Any] = {}
     source = "defaults"
     if path is not None:
-        source = str(path)
-        try:
-            data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
-        except OSError as error:
-            raise ConfigError(f"{path}: cannot read the config ({error.strerror})") from error
-        except UnicodeDecodeError as error:
-            raise ConfigError(
-                f"{path}: not UTF-8 text, so not TOML ({error.reason} at byte {error.start})"
-            ) from None
-        except ValueError as error:  # TOMLDecodeError, or an integer of more digits than Python converts
-            raise ConfigError(f"{path}: not valid TOML ({error})") from error
-        except RecursionError:  # tomllib recurses once per nested bracket
-            raise ConfigError(f"{path}: not valid TOML (arrays or tables nest too deeply)") from None
+        data, files = read_config_tables(path)
+        bases = f" (over {', '.join(str(f) for f in files[1:])})" if len(files) > 1 else ""
+        source = f"{path}{bases}"  # a bad key may sit in any of the files
     for text in overrides:
         keys, value = parse_override(text)
         table = data
