@@ -15,6 +15,7 @@ from typing import Any
 
 from audio2blendshape.audio.decode import AudioError
 from audio2blendshape.cli.data_augment import register_augment
+from audio2blendshape.cli.data_check import register_check_corpus
 from audio2blendshape.cli.help import COMMAND_HELP
 from audio2blendshape.data.align import AlignmentError
 from audio2blendshape.data.corpus import SPLITS, CorpusError, build_manifest
@@ -51,7 +52,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     """Add ``data`` and its verbs (synth, label, import, stats, check)."""
     parser = subparsers.add_parser("data", help=COMMAND_HELP["data"])
     verbs = parser.add_subparsers(dest="data_command", required=True)
-    for add in (register_synth, register_label, register_import, register_augment, register_inspect):
+    verbs_added = (register_synth, register_label, register_import, register_augment, register_check_corpus)
+    for add in (*verbs_added, register_inspect):
         add(verbs)
 
 
