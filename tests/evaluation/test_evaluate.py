@@ -207,6 +207,13 @@ def test_lipsync_of_labels_and_of_a_constant() -> None:
     shut.add(np.zeros_like(openness), timeline)
     assert shut.result()["closure"] == 1.0 and shut.result()["false_closure"] == 1.0
     assert bad["false_closure"] == 0.0
+    # The closure AUC ranks gaps without a threshold: the labels separate bilabials from lips-apart
+    # consonants, a constant does not, and a monotone remapping moves closure but not the AUC.
+    assert good["closure_auc"] > 0.9 and bad["closure_auc"] == 0.5 == shut.result()["closure_auc"]
+    remapped = LipSync(100.0)
+    remapped.add(np.cbrt(openness) + 0.05, timeline)
+    assert remapped.result()["closure_auc"] == pytest.approx(good["closure_auc"])
+    assert remapped.result()["closure"] < good["closure"]
 
 
 def test_energy_envelope_follows_loudness() -> None:

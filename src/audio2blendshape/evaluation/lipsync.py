@@ -23,6 +23,9 @@ split, uncovered time is silence); adjacent silence is merged into one pause. Th
 * ``false_closure``: the same test as ``closure`` on the consonants whose lips stay apart (visemes
   TH DD kk CH SS nn RR: t, d, n, k, s...): the price of closing decisively. The labels close on a few,
   next to a bilabial.
+* ``closure_auc``: ROC AUC of the narrowest gap the closure test sees near each bilabial against the same
+  near each lips-apart consonant (smaller counts as more closed). It does not depend on the threshold, so
+  it bounds the pairs (closure, false closure) that any monotone remapping of the openness could reach.
 * ``pause_openness``: mean openness over the middle half of the pauses.
 * ``lag_ms``: the shift (±``MAX_LAG_S``) that maximises the correlation between predicted openness and the
   phonemes' target openness (each frame gets its viseme's target jawOpen − mouthClose), pooled over the
@@ -201,17 +204,27 @@ def value_at(signal: np.ndarray, seconds: np.ndarray, fps: float) -> np.ndarray:
     return np.interp(np.asarray(seconds) * fps, np.arange(signal.shape[0]), signal)
 
 
-def closures(openness: np.ndarray, starts: np.ndarray, ends: np.ndarray, fps: float) -> np.ndarray:
-    """For each bilabial span: did the lips touch near its middle? ``(S,)`` bool (see module doc)."""
+def narrowest_gaps(openness: np.ndarray, starts: np.ndarray, ends: np.ndarray, fps: float) -> np.ndarray:
+    """For each span, the smallest openness the closure test looks at: ``(S,)`` float64.
+
+    That is the openness at the middle and at every frame within ±``CLOSURE_WINDOW_S`` of it, but not
+    outside the span's middle half (see module doc).
+    """
     middles = 0.5 * (starts + ends)
-    closed = value_at(openness, middles, fps) <= LIPS_CLOSED_MAX_GAP
+    gaps = value_at(openness, middles, fps)
     half_width = np.minimum(CLOSURE_WINDOW_S, 0.25 * (ends - starts))
     first = np.ceil((middles - half_width) * fps - 1e-9).astype(int)
     last = np.floor((middles + half_width) * fps + 1e-9).astype(int)
     for s in range(len(middles)):
         window = openness[max(first[s], 0) : max(last[s] + 1, 0)]
-        closed[s] |= window.size > 0 and bool(window.min() <= LIPS_CLOSED_MAX_GAP)
-    return closed
+        if window.size:
+            gaps[s] = min(gaps[s], float(window.min()))
+    return gaps
+
+
+def closures(openness: np.ndarray, starts: np.ndarray, ends: np.ndarray, fps: float) -> np.ndarray:
+    """For each bilabial span: did the lips touch near its middle? ``(S,)`` bool (see module doc)."""
+    return narrowest_gaps(openness, starts, ends, fps) <= LIPS_CLOSED_MAX_GAP
 
 
 def target_openness(timeline: Timeline, frames: int, fps: float) -> np.ndarray:
@@ -273,6 +286,8 @@ class LipSync:
         self.closed: list[np.ndarray] = []  # bool per bilabial, with the tolerance
         self.closed_mid: list[np.ndarray] = []  # bool per bilabial, strictly at the middle
         self.falsely_closed: list[np.ndarray] = []  # bool per lips-apart consonant, with the tolerance
+        self.bilabial_gaps: list[np.ndarray] = []  # narrowest openness near each bilabial's middle
+        self.apart_gaps: list[np.ndarray] = []  # the same near each lips-apart consonant's middle
         self.pause_sum, self.pause_frames, self.pauses = 0.0, 0, 0
         self.lag, self.lag_labels = LagSearch(fps), LagSearch(fps)
 
@@ -283,10 +298,16 @@ class LipSync:
         pause = (timeline.ids == SILENCE) & (timeline.ends - timeline.starts >= MIN_PAUSE_S)
         self.open.append(mid[np.isin(timeline.ids, _OPEN_IDS)])
         self.shut.append(mid[bilabial | pause])
-        self.closed.append(closures(openness, timeline.starts[bilabial], timeline.ends[bilabial], self.fps))
+        self.bilabial_gaps.append(
+            narrowest_gaps(openness, timeline.starts[bilabial], timeline.ends[bilabial], self.fps)
+        )
+        self.closed.append(self.bilabial_gaps[-1] <= LIPS_CLOSED_MAX_GAP)
         self.closed_mid.append(mid[bilabial] <= LIPS_CLOSED_MAX_GAP)
         apart = np.isin(timeline.ids, _APART_IDS)
-        self.falsely_closed.append(closures(openness, timeline.starts[apart], timeline.ends[apart], self.fps))
+        self.apart_gaps.append(
+            narrowest_gaps(openness, timeline.starts[apart], timeline.ends[apart], self.fps)
+        )
+        self.falsely_closed.append(self.apart_gaps[-1] <= LIPS_CLOSED_MAX_GAP)
         for start, end in zip(timeline.starts[pause], timeline.ends[pause], strict=True):
             quarter = 0.25 * (end - start)
             frames = openness[
@@ -311,6 +332,9 @@ class LipSync:
             "closure_ci": bootstrap_interval(self.closed),
             "closure_mid": float(closed_mid.mean()) if closed_mid.size else None,
             "false_closure": float(falsely_closed.mean()) if falsely_closed.size else None,
+            "closure_auc": roc_auc(
+                -np.concatenate([[], *self.bilabial_gaps]), -np.concatenate([[], *self.apart_gaps])
+            ),
             "pause_openness": self.pause_sum / self.pause_frames if self.pause_frames else None,
             "lag_ms": lag_ms,
             "lag_r": lag_r,
