@@ -17,7 +17,10 @@ import numpy as np
 # Durations come from sample counts (n / 16000), so duration * fps can land a hair below an integer,
 # e.g. 4.8 s * 30 fps = 143.99999999999997; a frame that ends within this many frames still counts.
 _FRAME_SLACK = 1e-6
-_BLOCK_FRAMES = 16_384  # frames interpolated at a time
+# Frames interpolated at a time. Small enough that each block's float64 temporaries (~0.4 MB) stay in
+# cache and come from the heap already mapped: at 16384 frames they were fresh mappings, and faulting
+# them in was most of a 10-minute file's resampling time.
+_BLOCK_FRAMES = 1024
 
 
 def check_fps(fps: float) -> float:
