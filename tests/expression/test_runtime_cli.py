@@ -80,7 +80,10 @@ def test_animate_command_with_emotion_and_head_motion(tmp_path: Path) -> None:
     rows = {p: list(csv.DictReader(p.open())) for p in (plain, directed)}
     assert len(rows[plain]) == len(rows[directed])
     smile = [float(r["MouthSmileLeft"]) for r in rows[directed]]
-    assert np.mean(smile) > np.mean([float(r["MouthSmileLeft"]) for r in rows[plain]]) + 0.3
+    # happy=0.8 screens a 0.52 smile onto the lips, less where they close or round (blend.py), so how much of
+    # it shows on average depends on how often the model closes them: well over half, and all of it at rest.
+    assert np.mean(smile) > np.mean([float(r["MouthSmileLeft"]) for r in rows[plain]]) + 0.25
+    assert max(smile) > 0.5
     assert all(float(r["HeadYaw"]) == 0 for r in rows[plain])
     yaw = np.array([float(r["HeadYaw"]) for r in rows[directed]])
     assert 0 < np.abs(yaw).max() < np.radians(8)
