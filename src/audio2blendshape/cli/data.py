@@ -49,11 +49,11 @@ from audio2blendshape.runtime.livelink_csv import LiveLinkCsvError
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add ``data`` and its verbs (synth, label, import, stats, check)."""
+    """Add ``data`` and its verbs (synth, label, import, augment, check-corpus, stats, check)."""
     parser = subparsers.add_parser("data", help=COMMAND_HELP["data"])
     verbs = parser.add_subparsers(dest="data_command", required=True)
-    verbs_added = (register_synth, register_label, register_import, register_augment, register_check_corpus)
-    for add in (*verbs_added, register_inspect):
+    for add in (register_synth, register_label, register_import, register_augment, register_check_corpus,
+                register_inspect):  # fmt: skip
         add(verbs)
 
 

@@ -9,6 +9,6 @@ splits by speaker), ``importers`` (Live Link Face takes, any rig),
 ``augment``/``degrade`` (room, noise, channel and codec effects), ``augment_corpus`` (degraded copies of a
 corpus), ``check_corpus`` (test-only corpora read by festival's reserved HTS voice), ``corpus`` (the
 layout on disk), ``corpus_windows``/``windows``/``toy_speech`` (training views and generated toy speech),
-``inspect`` (stats and checks).
+``inspect`` (stats and checks), ``workers`` (corpus jobs on several cores).
 May import: ``audio``, ``runtime`` (formats), ``models.features``, ``names``, ``atomic``. Never ``training``.
 """

@@ -15,27 +15,21 @@ clean (``data augment`` makes damaged copies). Resumable: finished utterances ar
 from __future__ import annotations
 
 import json
-import multiprocessing
 import time
 import zlib
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-import soxr
-
-from audio2blendshape.audio.constants import SAMPLE_RATE
 from audio2blendshape.data.corpus import build_manifest, has_utterance, read_manifest, write_utterance
 from audio2blendshape.data.festival import (
     FestivalError,
     FestivalSettings,
     check_installed,
     reserved_voice,
-    synthesize,
-    version,
 )
 from audio2blendshape.data.labels import label_utterance
+from audio2blendshape.data.synth_festival import speak
+from audio2blendshape.data.workers import unordered_map
 from audio2blendshape.names import ARKIT_NAMES
 
 FPS = 100.0  # label frames per second, as every corpus here
@@ -88,19 +82,13 @@ def plan_jobs(source: Path, split: str, voice: str, out: Path) -> tuple[list[Che
 
 def make_check_utterance(job: CheckJob) -> None:
     """Speak, label and write one utterance (clean audio, split ``test``)."""
-    speech = synthesize(job.text, FestivalSettings(job.voice))
-    audio = soxr.resample(speech.samples, speech.sample_rate, SAMPLE_RATE, quality="HQ").astype(np.float32)
-    curves = label_utterance(audio, list(speech.spans), fps=FPS, seed=job.seed)
-    source = {
-        "synth": f"festival {version()}",
-        "engine": "festival",
-        "voice": job.voice,
-        "text": job.source_id,
-    }
+    audio, spans, source = speak(job.text, FestivalSettings(job.voice))
+    curves = label_utterance(audio, spans, fps=FPS, seed=job.seed)
+    source["text_of"] = job.source_id
     write_utterance(
         job.out, job.utt_id, audio, curves, ARKIT_NAMES, FPS,
         language="en-us", speaker=f"festival-{job.voice}", split=SPLIT, text=job.text,
-        phonemes=list(speech.spans), source=json.dumps(source, separators=(",", ":")),
+        phonemes=spans, source=json.dumps(source, separators=(",", ":")),
     )  # fmt: skip
 
 
@@ -112,25 +100,18 @@ def _work(job: CheckJob) -> str:
     return ""
 
 
-def _results(jobs: list[CheckJob], workers: int) -> Iterator[str]:
-    if workers <= 1 or len(jobs) <= 1:
-        yield from map(_work, jobs)
-        return
-    with multiprocessing.get_context("spawn").Pool(workers) as pool:
-        yield from pool.imap_unordered(_work, jobs, chunksize=2)
-
-
 def run_check_corpus(source: Path, split: str, voice: str, out: Path, workers: int = 2) -> CheckSummary:
     """Make (or finish) the check corpus ``out`` from ``split`` of ``source``; rebuilds its manifest."""
     started = time.perf_counter()
-    if Path(out).resolve() == Path(source).resolve():
+    source, out = Path(source), Path(out)
+    if out.resolve() == source.resolve():
         raise ValueError(f"{out}: the check corpus must not be written into its source corpus")
-    jobs, unreadable = plan_jobs(Path(source), split, voice, Path(out))
+    jobs, unreadable = plan_jobs(source, split, voice, out)
     check_installed((voice,))
-    Path(out).mkdir(parents=True, exist_ok=True)
-    todo = [job for job in jobs if not has_utterance(Path(out), job.utt_id)]
-    failed = tuple(error for error in _results(todo, workers) if error)
-    records = build_manifest(Path(out))
+    out.mkdir(parents=True, exist_ok=True)
+    todo = [job for job in jobs if not has_utterance(out, job.utt_id)]
+    failed = tuple(error for error in unordered_map(_work, todo, workers, chunksize=2) if error)
+    records = build_manifest(out)
     total = sum(float(r.get("duration", 0.0)) for r in records) / 3600.0
     return CheckSummary(
         len(jobs), len(jobs) - len(todo), len(todo) - len(failed), unreadable, failed,

@@ -16,7 +16,6 @@ labelled stops the run (unknown words before any audio is read) unless ``skip_oo
 from __future__ import annotations
 
 import json
-import multiprocessing
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -44,6 +43,7 @@ from audio2blendshape.data.transcribed import (
     VocabularyError,
     write_labelled,
 )
+from audio2blendshape.data.workers import unordered_map
 
 REPORT_EVERY = 50  # outcomes between report writes, so a killed run keeps most of its verdicts
 HARD_REASONS = ("oov", "unreadable", "alignment")  # a clip that cannot be labelled at all
@@ -204,15 +204,7 @@ def _work(job: _Job) -> Outcome:
 
 
 def _results(jobs: list[_Job], workers: int) -> Iterator[Outcome]:
-    if workers <= 1 or len(jobs) <= 1:
-        yield from map(_work, jobs)
-        return
-    # spawn, as synth does: each worker builds its own pocketsphinx decoder rather than sharing a forked one.
-    context = multiprocessing.get_context("spawn")
-    with context.Pool(min(workers, len(jobs))) as pool:
-        yield from pool.imap_unordered(_work, jobs)
-        pool.close()
-        pool.join()
+    return unordered_map(_work, jobs, workers)
 
 
 def _record(outcome: Outcome, report: dict[str, ReportRow], summary: LabelSummary) -> None:

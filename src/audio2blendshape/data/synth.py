@@ -15,7 +15,6 @@ validation or test is never heard in training, in any language or at any pitch.
 from __future__ import annotations
 
 import json
-import multiprocessing
 import sys
 import time
 from collections.abc import Iterator, Sequence
@@ -39,6 +38,7 @@ from audio2blendshape.data.synth_festival import check_engine, festival_speech, 
 from audio2blendshape.data.texts import make_sentence
 from audio2blendshape.data.visemes import PhonemeSpan
 from audio2blendshape.data.voice_variants import random_variant
+from audio2blendshape.data.workers import unordered_map
 from audio2blendshape.names import ARKIT_NAMES
 
 FPS = 100.0  # label frames per second (the log-mel frame rate)
@@ -340,13 +340,4 @@ def run_synth(config: SynthConfig, progress: bool = True) -> SynthSummary:
 
 
 def _results(jobs: list[tuple[UtteranceSpec, Path]], workers: int) -> Iterator[tuple[str, float, str]]:
-    if workers <= 1 or len(jobs) <= 1:
-        yield from map(_work, jobs)
-        return
-    # spawn: each worker loads its own eSpeak (a forked copy of an initialised one is not safe), and the
-    # parent's torch threads are not inherited half-initialised.
-    context = multiprocessing.get_context("spawn")
-    with context.Pool(workers) as pool:
-        yield from pool.imap_unordered(_work, jobs, chunksize=4)
-        pool.close()
-        pool.join()  # workers that exit normally remove their private eSpeak data folders
+    return unordered_map(_work, jobs, workers, chunksize=4)

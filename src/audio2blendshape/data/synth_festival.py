@@ -86,7 +86,12 @@ def festival_speech(spec: UtteranceSpec) -> tuple[np.ndarray, list[PhonemeSpan],
         voice.variant, stretch=175.0 / spec.rate, pitch=2.0 ** ((voice.pitch - 50) / 80),
         pitch_range=voice.pitch_range / 55.0, tract=voice.tract / 100.0, gain=spec.volume / 100.0,
     )  # fmt: skip
-    speech = synthesize(spec.text, settings)
+    return speak(spec.text, settings)
+
+
+def speak(text: str, settings: FestivalSettings) -> tuple[np.ndarray, list[PhonemeSpan], dict[str, Any]]:
+    """Festival speaking ``text``: 16 kHz float32 audio ``(n,)``, phone spans and the settings to record."""
+    speech = synthesize(text, settings)
     audio = soxr.resample(speech.samples, speech.sample_rate, SAMPLE_RATE, quality="HQ").astype(np.float32)
     source = {"synth": f"festival {version()}", "engine": "festival", **asdict(settings)}
     return audio, list(speech.spans), source
