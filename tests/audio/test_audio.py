@@ -266,15 +266,19 @@ def _raises(tmp: Path, name: str, content: bytes | str | None) -> str:
     return str(caught.value)
 
 
-def _warned(tmp: Path, name: str, content: bytes) -> str:
+def _warned(tmp: Path, name: str, content: bytes, streamed: bool = False) -> str:
+    """The warnings reading the file logs: through ``load_audio``, or streamed as ``Animator`` reads it."""
     records: list[logging.LogRecord] = []
     handler = logging.Handler()
     handler.emit = records.append  # type: ignore[method-assign]
-    logger = logging.getLogger("audio2blendshape.audio.decode")
+    logger = logging.getLogger("audio2blendshape.audio")
     logger.addHandler(handler)
     try:
         (tmp / name).write_bytes(content)
-        load_audio(tmp / name)
+        if streamed:
+            open_stream(tmp / name, SAMPLE_RATE).take(0, 10**9)
+        else:
+            load_audio(tmp / name)
     finally:
         logger.removeHandler(handler)
     return "\n".join(record.getMessage() for record in records)
@@ -292,6 +296,23 @@ def _sound(seconds: float = 1.0, fmt: str = "WAV", subtype: str = "PCM_16", rate
     return bytes(data)
 
 
+def _mp3_with_a_damaged_frame(seconds: float = 3.0, frame: int = 60) -> bytes:
+    """An MP3 whose ``frame``-th frame keeps its header and loses its data."""
+    import av
+
+    data = bytearray(_sound(seconds, "MP3", "MPEG_LAYER_III"))
+    with av.open(io.BytesIO(bytes(data))) as container:
+        packets = [p for p in container.demux(container.streams.audio[0]) if p.size]
+        offset, size = int(packets[frame].pos or 0), packets[frame].size
+    data[offset + 4 : offset + size] = b"\xff" * (size - 4)
+    return bytes(data)
+
+
+def _mp3_cut_in_half(seconds: float = 4.0) -> bytes:
+    whole = _sound(seconds, "MP3", "MPEG_LAYER_III")
+    return whole[: len(whole) // 2]
+
+
 AUDIO_CASES: dict[str, Callable[[Path], str]] = {
     "audio-missing": lambda t: _raises(t, "x.wav", None),
     "audio-empty": lambda t: _raises(t, "x.wav", b""),
@@ -301,6 +322,8 @@ AUDIO_CASES: dict[str, Callable[[Path], str]] = {
     "audio-header-only": lambda t: _raises(t, "x.wav", _sound()[:44]),
     "audio-rate-1hz": lambda t: _raises(t, "x.wav", _sound(rate_field=1)),
     "audio-cut-short": lambda t: _warned(t, "x.wav", _sound(10.0)[: 44 + 2 * 77_600]),
+    "audio-mp3-cut-short": lambda t: _warned(t, "x.mp3", _mp3_cut_in_half(), True),
+    "audio-mp3-damaged-frame": lambda t: _warned(t, "x.mp3", _mp3_with_a_damaged_frame(), True),
     "audio-flac-cut-short": lambda t: _raises(t, "x.flac", _sound(3.0, "FLAC")[:3000]),
     "audio-nan": lambda t: _raises(t, "x.wav", _sound(subtype="FLOAT")),
 }

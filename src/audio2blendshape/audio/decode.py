@@ -11,8 +11,13 @@ when a header promises more audio than the file holds (a file cut short in a cop
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import re
+import tempfile
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, TypeAlias
 
@@ -34,6 +39,7 @@ LIBSNDFILE_ERRORS = (soundfile.LibsndfileError, RuntimeError, TypeError)
 _PROMISED = re.compile(r"^\s*(?:data|SSND|Data Size)\s*:\s*(\d+)\s*\(should be (\d+)\)", re.MULTILINE)
 # libsndfile's MP3 probe reports content it cannot parse as a missing file, which misleads.
 _MISLEADING = "does not exist or is not a regular file"
+_STDERR_SWAP = threading.Lock()  # held while file descriptor 2 points at a capture file
 
 
 class AudioError(ValueError):
@@ -65,7 +71,8 @@ def open_sound_file(path: str | Path, action: str = "reading") -> soundfile.Soun
     """
     path = check_audio_file(path)
     try:
-        file = soundfile.SoundFile(str(path))
+        with decoder_chatter_to_debug(path):
+            file = soundfile.SoundFile(str(path))
     except LIBSNDFILE_ERRORS as error:
         raise AudioError(f"{path}: not a readable audio file ({decoder_reason(error)})") from error
     if not MIN_FILE_RATE <= file.samplerate <= MAX_FILE_RATE:
@@ -76,6 +83,36 @@ def open_sound_file(path: str | Path, action: str = "reading") -> soundfile.Soun
         )
     _warn_if_cut_short(file, path, action)
     return file
+
+
+@contextlib.contextmanager
+def decoder_chatter_to_debug(path: Path) -> Iterator[None]:
+    """Send what C libraries print on stderr meanwhile to the debug log (shown with ``-v``).
+
+    libsndfile's MP3 probe lets libmpg123 print its notes ("Illegal Audio-MPEG-Header", "Xing stream size
+    off") straight to file descriptor 2, where Python's logging cannot filter them. The window is one
+    header probe, so another thread's stderr line rarely falls in it, and then goes to the debug log too.
+    """
+    if log.isEnabledFor(logging.DEBUG):
+        yield
+        return
+    # One window at a time: two overlapping ones would restore each other's sink as stderr for good.
+    with _STDERR_SWAP, tempfile.TemporaryFile() as sink:
+        try:
+            saved = os.dup(2)
+        except OSError:  # no stderr to guard (a daemon with fd 2 closed)
+            yield
+            return
+        os.dup2(sink.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            sink.seek(0)
+            chatter = sink.read().decode("utf-8", "replace").strip()
+            if chatter:
+                log.debug("%s: the decoder said: %s", path, chatter)
 
 
 def _warn_if_cut_short(file: soundfile.SoundFile, path: Path, action: str) -> None:
@@ -115,7 +152,9 @@ def load_audio(path: str | Path, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
     """
     with open_sound_file(path) as file:
         try:
-            data = read_frames(file)
+            chatty = file.format == "MP3"  # libmpg123 prints its resync notes on damaged frames
+            with decoder_chatter_to_debug(Path(path)) if chatty else contextlib.nullcontext():
+                data = read_frames(file)
         except LIBSNDFILE_ERRORS as error:
             raise AudioError(f"{path}: decoding failed ({decoder_reason(error)})") from error
         rate = file.samplerate

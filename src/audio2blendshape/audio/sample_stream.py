@@ -8,12 +8,11 @@ stop)`` decodes as far as needed, ``discard(before)`` drops what no later chunk 
 known once the end has been read. A file is read ``BLOCK_SECONDS`` at a time, downmixed by averaging the
 channels and resampled with a streaming soxr resampler, which gives the same samples as
 ``audio.load_audio``'s one-shot ``soxr.resample`` (HQ), so memory stays bounded on hours of audio.
-libsndfile decodes every format except MP3, which FFmpeg (PyAV) decodes (see ``_ffmpeg_blocks``).
+libsndfile decodes every format except MP3, which FFmpeg (PyAV) decodes (``audio.mp3``).
 """
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Generator
 from pathlib import Path
 from typing import Any
@@ -33,6 +32,7 @@ from audio2blendshape.audio.decode import (
     prepare_waveform,
 )
 from audio2blendshape.audio.mel import MelSpec, featurised_natively, mel_spec
+from audio2blendshape.audio.mp3 import DamageReport, mp3_blocks, warn_about_damage
 
 BLOCK_SECONDS = 10.0  # audio decoded per read
 _EMPTY = np.zeros(0, dtype=np.float32)
@@ -115,30 +115,6 @@ def _libsndfile_blocks(file: soundfile.SoundFile, block: int) -> Generator[np.nd
                 return
 
 
-def _ffmpeg_blocks(path: Path, block: int) -> Generator[np.ndarray, None, None]:
-    """Mono float32 blocks ``(n,)`` at the file's rate, decoded by FFmpeg (PyAV).
-
-    Used for MP3: libsndfile's MP3 decoder corrupts a few hundred samples after some read boundaries
-    when a file is read in blocks (it is exact only in one whole-file read). FFmpeg's decoder agrees with
-    that whole-file read to about 1e-6 and has the same length (both drop the encoder delay).
-    """
-    import av  # deferred: only MP3 needs it
-
-    with av.open(str(path)) as container:
-        stream = container.streams.audio[0]
-        to_float = av.AudioResampler(format="flt")  # interleaved float32, same rate and channels
-        pending: list[np.ndarray] = []
-        held = 0
-        for frame in itertools.chain(container.decode(stream), [None]):  # None flushes the converter
-            for converted in to_float.resample(frame):
-                channels = len(converted.layout.channels)
-                pending.append(converted.to_ndarray().reshape(-1, channels).mean(axis=1))
-                held += len(pending[-1])
-            if held >= block or (frame is None and pending):
-                yield np.concatenate(pending)
-                pending, held = [], 0
-
-
 class FileStream(SampleStream):
     """An audio file decoded block by block, downmixed and (unless featurised natively) resampled to 16 kHz
     as ``load_audio`` does."""
@@ -151,10 +127,11 @@ class FileStream(SampleStream):
         # A header may claim up to 1024 channels: bound the block by samples x channels, not seconds alone.
         block = max(1, min(round(BLOCK_SECONDS * rate), READ_VALUES // 16 // file.channels))
         self._rate, self._read, self._done = rate, 0, False
-        self._file = file
+        self._file, self._mp3 = file, None
         if file.format == "MP3" or file.subtype.startswith("MPEG_LAYER"):
             file.close()
-            self._blocks = _ffmpeg_blocks(path, block)
+            self._mp3 = DamageReport()
+            self._blocks = mp3_blocks(path, block, self._mp3)
         else:
             self._blocks = _libsndfile_blocks(file, block)
         # Streaming soxr gives the same samples as the one-shot soxr.resample of load_audio.
@@ -172,6 +149,9 @@ class FileStream(SampleStream):
             raise AudioError(f"{where} ({decoder_reason(error)})") from error
         if mono is None:  # the end: flush what the resampler still holds
             self._done = True
+            if self._mp3 is not None:
+                promised = self._file.frames
+                warn_about_damage(self.source, self._mp3, self._read, promised, self._rate, "animating")
             if self._resampler is None:
                 return None
             return self._resampler.resample_chunk(_EMPTY, last=True).astype(np.float32, copy=False)
