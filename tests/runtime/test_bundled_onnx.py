@@ -51,6 +51,17 @@ def test_the_low_latency_member_needs_no_look_ahead_and_the_offline_one_looks_fu
         assert Streamer(load_stream_model(), sample_rate=rate).latency(0.01).total_s <= 0.060
 
 
+def test_streamer_load_gives_the_bundled_low_latency_model_with_the_options_passed(hello: np.ndarray) -> None:
+    loaded = Streamer.load(sample_rate=16_000, fps=30, idle=False)
+    assert loaded.fps == 30 and loaded.model.lookahead_steps == 0 and not loaded.idle
+    by_hand = Streamer(load_stream_model(), fps=30, idle=False)
+    chunks = [hello[i : i + 160] for i in range(0, 16_000, 160)]
+    pushed = [(loaded.push(chunk), by_hand.push(chunk)) for chunk in chunks]
+    assert sum(len(a) for a, _ in pushed) > 0
+    for a, b in pushed:
+        assert np.array_equal(a.weights, b.weights)
+
+
 BLOCKED = """
 import importlib.abc, runpy, sys
 class NoTorch(importlib.abc.MetaPathFinder):

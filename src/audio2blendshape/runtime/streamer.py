@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
@@ -170,6 +171,18 @@ class Streamer:
             )
         self.expression = expression
         self.state = self._new_state(int(sample_rate))
+
+    @classmethod
+    def load(
+        cls, path: str | Path | None = None, backend: str = "auto", threads: int | None = 1, **options: Any
+    ) -> Streamer:
+        """A streamer over the model at ``path`` (an ``.onnx`` export or a checkpoint), or the bundled
+        low-latency model, as ``Animator.load`` loads the offline one. ``options`` are ``Streamer``'s own
+        (``sample_rate``, ``fps``, ``idle``, ``seed``, ...); one thread suits a live stream's small pushes.
+        """
+        from audio2blendshape.runtime.backends import load_stream_model  # backends may need torch; defer
+
+        return cls(load_stream_model(path, backend, threads), **options)
 
     def _new_state(self, rate: int) -> StreamState:
         resampler = None
