@@ -49,3 +49,25 @@ def test_grown_blocks_get_their_own_learning_rate(source: Path) -> None:
     assert grown == {id(p) for n, p in model.named_parameters() if n.startswith("conv_blocks.1.")}
     same = load_config(None, [*TINY, "frame.conv_layers=2", f"train.init_from='{source}'"])
     assert [g["lr_scale"] for g in make_optimizer(model, same).param_groups] == [1.0]  # default: one group
+
+
+def test_a_source_of_another_width_or_depth_is_refused_in_config_words(source: Path) -> None:
+    wider = build_model(load_config(None, [*TINY, "frame.d_model=24", "frame.conv_layers=1"]), 52)
+    with pytest.raises(ValueError) as caught:
+        initialise_from(source, wider, ARKIT_NAMES)
+    assert str(caught.value) == (
+        f"{source}: its weights do not fit this config's model: [frame] d_model = 16 there, 24 here. Set "
+        "them in [frame] as the source has them to start from it (--set frame.d_model=16)"
+    )
+    deep = load_config(None, [*TINY, "frame.conv_layers=3"])
+    deep_source = save_checkpoint(
+        source.with_name("deep.safetensors"), build_model(deep, 52), deep, ARKIT_NAMES, 1
+    )
+    shallow = build_model(load_config(None, [*TINY, "frame.conv_layers=2", "frame.window_right=4"]), 52)
+    with pytest.raises(
+        ValueError, match=r"conv_layers = 3 there, 2 here\. .*\(--set frame\.conv_layers=3\)$"
+    ):
+        initialise_from(deep_source, shallow, ARKIT_NAMES)
+    # What init_from adapts is no mismatch: another attention window, dropout, more blocks.
+    adapted = load_config(None, [*TINY, "frame.conv_layers=2", "frame.window_right=4", "frame.dropout=0.2"])
+    initialise_from(source, build_model(adapted, 52), ARKIT_NAMES)

@@ -128,7 +128,11 @@ def batch_indices(step: int, size: int, config: Config, runtime: Runtime) -> tor
     """This rank's share of step ``step``'s batch: a slice of the epoch's seeded permutation."""
     per_step = config.train.batch_size * runtime.world
     if size < per_step:
-        raise ValueError(f"the training set has {size} windows, fewer than one step needs ({per_step})")
+        raise ValueError(
+            f"the training set has {size} windows of {config.data.window_frames} mel frames, fewer than one "
+            f"step needs ({config.train.batch_size} x {runtime.world} rank(s)); lower train.batch_size or "
+            "data.window_frames, or add recordings"
+        )
     steps_per_epoch = size // per_step
     epoch, position = divmod(step, steps_per_epoch)
     generator = torch.Generator().manual_seed(derived_seed(config.train.seed, 1, epoch))

@@ -8,6 +8,7 @@ blocks (a grown model, which starts computing its source's function).
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import re
 from collections.abc import Container, Iterable
@@ -51,6 +52,9 @@ def initialise_from(path: Path, model: BlendshapeModel, names: tuple[str, ...]) 
         state[key] = merged
     fit_attention_window(state, source.model, model)
     grow_conv_blocks(state, fresh)
+    mismatch = architecture_mismatch(source.model, model)
+    if mismatch:
+        raise ValueError(f"{path}: its weights do not fit this config's model: {mismatch}")
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as error:
@@ -58,6 +62,31 @@ def initialise_from(path: Path, model: BlendshapeModel, names: tuple[str, ...]) 
     if len(rows) < len(names):
         log.info("init_from %s: %d of %d shapes by name, the rest start fresh", path, len(rows), len(names))
     return rows
+
+
+# FrameConfig fields a source may differ in: the attention window is fitted, dropout has no weights, and
+# conv_layers may grow (checked apart).
+ADAPTED_FIELDS = ("window_left", "window_right", "dropout", "conv_layers")
+
+
+def architecture_mismatch(source: nn.Module, model: nn.Module) -> str:
+    """What in this config's model keeps the source's weights out, in config words; "" when nothing does."""
+    if type(source) is not type(model):
+        return (
+            f"it is a {type(source).__name__} and this config builds a {type(model).__name__} "
+            "(set [model] kind to match)"
+        )
+    if not isinstance(source, FrameModel) or not isinstance(model, FrameModel):
+        return ""
+    there, here = dataclasses.asdict(source.config), dataclasses.asdict(model.config)
+    differ = [key for key in here if key not in ADAPTED_FIELDS and there[key] != here[key]]
+    if here["conv_layers"] < there["conv_layers"]:
+        differ.append("conv_layers")  # more blocks than the source start as identity; fewer lose weights
+    if not differ:
+        return ""
+    listed = "; ".join(f"{key} = {there[key]} there, {here[key]} here" for key in differ)
+    sets = " ".join(f"--set frame.{key}={there[key]}" for key in differ)
+    return f"[frame] {listed}. Set them in [frame] as the source has them to start from it ({sets})"
 
 
 GROWN_BLOCK = re.compile(r"conv_blocks\.\d+\.")

@@ -1,0 +1,19 @@
+"""configs/finetune.toml starts from the bundled model: its architecture must stay the bundled one's."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from audio2blendshape.training.checkpoint import build_model, load_default_checkpoint
+from audio2blendshape.training.config import load_config
+from audio2blendshape.training.warm_start import architecture_mismatch
+
+CONFIG = Path(__file__).resolve().parents[2] / "configs" / "finetune.toml"
+
+
+def test_the_finetune_config_builds_the_bundled_models_architecture() -> None:
+    config = load_config(CONFIG)
+    bundled = load_default_checkpoint()
+    assert config.train.init_from == "default"
+    assert config.frame == bundled.config.frame
+    assert architecture_mismatch(bundled.model, build_model(config, len(bundled.names))) == ""
