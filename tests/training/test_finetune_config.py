@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 from audio2blendshape.training.checkpoint import build_model, load_default_checkpoint
@@ -15,5 +16,6 @@ def test_the_finetune_config_builds_the_bundled_models_architecture() -> None:
     config = load_config(CONFIG)
     bundled = load_default_checkpoint()
     assert config.train.init_from == "default"
-    assert config.frame == bundled.config.frame
+    # Everything but dropout (no weights; a few minutes of capture may want more of it than the bundle had).
+    assert dataclasses.replace(config.frame, dropout=bundled.config.frame.dropout) == bundled.config.frame
     assert architecture_mismatch(bundled.model, build_model(config, len(bundled.names))) == ""
