@@ -15,6 +15,7 @@ import soxr
 import torch
 
 import audio2blendshape.cli.stream as stream_cli
+import audio2blendshape.live.outputs as live_outputs
 from audio2blendshape.audio.chunks import mic_chunks
 from audio2blendshape.audio.mel import StreamingLogMel, log_mel
 from audio2blendshape.models.features import log_mel_from_waveform
@@ -261,4 +262,13 @@ def test_stream_command_sends_every_frame_to_vmc(
 def test_mic_without_sounddevice_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "sounddevice", None)
     with pytest.raises(ValueError, match="sounddevice"):
-        next(mic_chunks(16_000, 20, None, lambda: None))
+        mic_chunks(16_000, 20, None, lambda: None)  # at the call, not at the first chunk
+    opened: list[object] = []
+    monkeypatch.setattr(live_outputs, "open_live_outputs", lambda *a, **k: opened.append(a))
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as free:
+        free.bind(("127.0.0.1", 0))
+        port = free.getsockname()[1]
+    args = _parser().parse_args(["stream", "--mic", "--ws", str(port)])
+    with pytest.raises(ValueError, match="sounddevice"):
+        args.func(args)
+    assert opened == []  # the error came before any output (here a WebSocket server) was started

@@ -38,7 +38,11 @@ def file_chunks(path: str, chunk_ms: float) -> tuple[int, Generator[np.ndarray, 
 def mic_chunks(
     rate: int, chunk_ms: float, device: str | None, poll: Callable[[], None]
 ) -> Generator[np.ndarray, None, None]:
-    """Microphone chunks ``(n, 1)`` float32 as they are captured; ``poll()`` runs while waiting."""
+    """Microphone chunks ``(n, 1)`` float32 as they are captured; ``poll()`` runs while waiting.
+
+    The device is opened here, not at the first chunk, so a missing package or microphone is reported
+    before anything else starts (outputs, servers).
+    """
     try:
         import sounddevice
     except (ImportError, OSError) as error:  # OSError: the package is there but PortAudio is not
@@ -57,6 +61,13 @@ def mic_chunks(
                                          device=chosen, callback=callback)  # fmt: skip
     except Exception as error:  # PortAudio errors: no device, unsupported rate
         raise ValueError(f"cannot open the microphone ({error})") from error
+    return _captured_chunks(stream, captured, poll)
+
+
+def _captured_chunks(
+    stream: Any, captured: queue.Queue[np.ndarray], poll: Callable[[], None]
+) -> Generator[np.ndarray, None, None]:
+    """What the opened ``stream`` captures, chunk by chunk, from its start to the generator's close."""
     with stream:
         while True:
             try:

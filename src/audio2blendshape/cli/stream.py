@@ -122,6 +122,13 @@ def run_stream_command(args: argparse.Namespace) -> int:
     model = load_stream_model(args.checkpoint, args.backend, args.threads)
     file_source = None if args.mic else file_chunks(args.input, args.chunk_ms)
     rate = args.mic_rate if file_source is None else file_source[0]
+    # The microphone opens here, so a missing one is reported before any output starts; it polls the
+    # sender made below, which exists before the first chunk is awaited.
+    chunks = (
+        file_source[1]
+        if file_source is not None
+        else mic_chunks(rate, args.chunk_ms, args.mic_device, lambda: sender.send_due())
+    )
     expression = _expression(args, tuple(model.names), args.checkpoint or "the bundled model")
     streamer = Streamer(model, rate, args.fps, args.idle, args.seed, resample_quality=args.resample_quality,
                         expression=expression)  # fmt: skip
@@ -136,10 +143,6 @@ def run_stream_command(args: argparse.Namespace) -> int:
         if commands is not None and args.osc_in is not None:
             stack.enter_context(OscControl(commands, args.osc_in))
         sender = FrameSender(outputs, streamer.names, latency)
-        if file_source is None:
-            chunks = mic_chunks(rate, args.chunk_ms, args.mic_device, sender.send_due)
-        else:
-            chunks = file_source[1]
         if latency is not None:
             print(f"streaming with {latency * 1e3:.1f} ms latency; Ctrl-C stops", file=sys.stderr)
         with contextlib.closing(chunks):
