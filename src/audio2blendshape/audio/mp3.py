@@ -15,10 +15,10 @@ from __future__ import annotations
 
 import itertools
 import logging
-from collections.abc import Generator
+from collections.abc import Generator, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -67,7 +67,14 @@ def mp3_blocks(path: Path, block: int, report: DamageReport) -> Generator[np.nda
         pending: list[np.ndarray] = []
         held = decoded = 0
         for packet in itertools.chain(container.demux(stream), [None]):  # None flushes the converter
-            for mono in _packet_samples(packet, to_float, rate, decoded, report):
+            if packet is None:
+                samples = _mono([None], to_float)
+            else:
+                try:
+                    samples = _mono(packet.decode(), to_float)
+                except av.error.InvalidDataError as error:
+                    samples = [_silence_for(packet, rate, decoded, report, error)]
+            for mono in samples:
                 pending.append(mono)
                 held += len(mono)
                 decoded += len(mono)
@@ -76,30 +83,25 @@ def mp3_blocks(path: Path, block: int, report: DamageReport) -> Generator[np.nda
                 pending, held = [], 0
 
 
-def _packet_samples(
-    packet: Packet | None, to_float: AudioResampler, rate: int, at_samples: int, report: DamageReport
-) -> list[np.ndarray]:
-    """One packet's mono samples ``[(n,), ...]``: its decoded frames, or silence of its length if refused."""
-    import av
-    from av.audio.frame import AudioFrame
-
-    frames: list[AudioFrame | None] = [None]  # None flushes the converter
-    if packet is not None:
-        try:
-            decoded: list[object] = list(packet.decode())
-            frames = [frame for frame in decoded if isinstance(frame, AudioFrame)]
-        except av.error.InvalidDataError as error:
-            samples = _packet_length(packet, rate)
-            if packet.pts is not None and packet.time_base is not None:  # where the frame was, not the output
-                at_samples = round(float(packet.pts * packet.time_base) * rate)
-            report.add(at_samples, samples, rate, error)
-            return [np.zeros(samples, dtype=np.float32)]
+def _mono(frames: Iterable[Any], to_float: AudioResampler) -> list[np.ndarray]:
+    """Decoded audio frames (or [None], which flushes ``to_float``) as mono float32 arrays ``[(n,), ...]``."""
     out = []
     for frame in frames:
         for converted in to_float.resample(frame):
             channels = len(converted.layout.channels)
             out.append(converted.to_ndarray().reshape(-1, channels).mean(axis=1))
     return out
+
+
+def _silence_for(
+    packet: Packet, rate: int, at_samples: int, report: DamageReport, error: Exception
+) -> np.ndarray:
+    """The silence ``(n,)`` that stands for a packet FFmpeg refused, recorded in ``report``."""
+    samples = _packet_length(packet, rate)
+    if packet.pts is not None and packet.time_base is not None:  # where the frame was, not the output
+        at_samples = round(float(packet.pts * packet.time_base) * rate)
+    report.add(at_samples, samples, rate, error)
+    return np.zeros(samples, dtype=np.float32)
 
 
 def _packet_length(packet: Packet, rate: int) -> int:

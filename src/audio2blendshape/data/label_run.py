@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -203,10 +203,6 @@ def _work(job: _Job) -> Outcome:
     return Outcome(item.utt_id, job.split, "", f"{seconds:.2f} s, {measures.describe()}", seconds)
 
 
-def _results(jobs: list[_Job], workers: int) -> Iterator[Outcome]:
-    return unordered_map(_work, jobs, workers)
-
-
 def _record(outcome: Outcome, report: dict[str, ReportRow], summary: LabelSummary) -> None:
     if outcome.reason:
         report[outcome.utt_id] = ReportRow(outcome.utt_id, REJECTED, outcome.reason, outcome.detail)
@@ -236,7 +232,7 @@ def label_transcribed(
     summary = LabelSummary()
     try:
         jobs = _plan(items, out, split_of, options, report, summary, log)
-        for index, outcome in enumerate(_results(jobs, options.workers), 1):
+        for index, outcome in enumerate(unordered_map(_work, jobs, options.workers), 1):
             hard = outcome.reason in HARD_REASONS
             if hard and options.gate is None and not options.skip_failed:
                 raise LabelError(outcome.detail)

@@ -322,7 +322,7 @@ def run_synth(config: SynthConfig, progress: bool = True) -> SynthSummary:
     seconds = 0.0
     bar = tqdm(total=len(plan), initial=len(plan) - len(todo), unit="utt", disable=not progress, desc="synth")
     try:
-        for _, duration, error in _results(jobs, config.workers):
+        for _, duration, error in unordered_map(_work, jobs, config.workers, chunksize=4):
             if error:
                 failed.append(error)
                 bar.write(f"failed: {error}", file=sys.stderr)
@@ -337,7 +337,3 @@ def run_synth(config: SynthConfig, progress: bool = True) -> SynthSummary:
         len(plan), len(plan) - len(todo), len(todo) - len(failed), tuple(failed), seconds,
         time.perf_counter() - started, total,
     )  # fmt: skip
-
-
-def _results(jobs: list[tuple[UtteranceSpec, Path]], workers: int) -> Iterator[tuple[str, float, str]]:
-    return unordered_map(_work, jobs, workers, chunksize=4)

@@ -39,6 +39,9 @@ def initialise_from(path: Path, model: BlendshapeModel, names: tuple[str, ...]) 
     ``default`` names the bundled model. Returns the rows copied by name.
     """
     source = load_named_checkpoint(path)
+    mismatch = architecture_mismatch(source.model, model)
+    if mismatch:
+        raise ValueError(f"{path}: its weights do not fit this config's model: {mismatch}")
     state = source.model.state_dict()
     fresh = model.state_dict()
     source_rows = {name.lower(): row for row, name in enumerate(source.names)}
@@ -46,15 +49,12 @@ def initialise_from(path: Path, model: BlendshapeModel, names: tuple[str, ...]) 
     from_rows = [source_rows[names[row].lower()] for row in rows]
     for key in model.per_shape_parameters():
         if key not in state or state[key].shape[1:] != fresh[key].shape[1:]:
-            continue  # another model kind or width: load_state_dict below reports the mismatch
+            continue  # a mismatch architecture_mismatch does not name: load_state_dict reports it
         merged = fresh[key].clone()
         merged[rows] = state[key][from_rows]
         state[key] = merged
     fit_attention_window(state, source.model, model)
     grow_conv_blocks(state, fresh)
-    mismatch = architecture_mismatch(source.model, model)
-    if mismatch:
-        raise ValueError(f"{path}: its weights do not fit this config's model: {mismatch}")
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as error:
