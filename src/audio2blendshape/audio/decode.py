@@ -167,7 +167,9 @@ def prepare_waveform(
     """Validate, downmix ``(n,)`` or ``(n, channels)`` samples to mono and resample to ``sample_rate``."""
     samples = np.asarray(samples)
     if samples.ndim == 2:
-        samples = samples.mean(axis=1)
+        # Damaged float files can hold inf and -inf; their mean is NaN, reported below, not warned about here.
+        with np.errstate(invalid="ignore", over="ignore"):
+            samples = samples.mean(axis=1)
     elif samples.ndim != 1:
         raise AudioError(f"{source}: expected samples of shape (n,) or (n, channels), got {samples.shape}")
     if samples.size == 0:

@@ -110,7 +110,9 @@ def _libsndfile_blocks(file: soundfile.SoundFile, block: int) -> Generator[np.nd
         while True:
             data = file.read(block, dtype="float32", always_2d=True)
             if len(data):
-                yield data.mean(axis=1)
+                with np.errstate(invalid="ignore", over="ignore"):  # inf - inf: NaN, reported by the caller
+                    mono = data.mean(axis=1)
+                yield mono
             if len(data) < block:
                 return
 
