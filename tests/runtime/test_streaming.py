@@ -7,6 +7,7 @@ import socket
 import sys
 from dataclasses import replace
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import pytest
@@ -272,3 +273,71 @@ def test_mic_without_sounddevice_is_a_clear_error(monkeypatch: pytest.MonkeyPatc
     with pytest.raises(ValueError, match="sounddevice"):
         args.func(args)
     assert opened == []  # the error came before any output (here a WebSocket server) was started
+
+
+class _FakeInputStream:
+    """sounddevice.InputStream as the CLI uses it: opened at construction, capturing from ``start()``."""
+
+    opened: ClassVar[list[_FakeInputStream]] = []
+
+    def __init__(self, samplerate: int, blocksize: int, callback: object, **_: object) -> None:
+        self.events: list[str] = []
+        self.blocksize, self.callback = blocksize, callback
+        _FakeInputStream.opened.append(self)
+
+    def start(self) -> None:
+        self.events.append("start")
+        for _ in range(20):  # 20 chunks of silence, as a quiet room gives
+            self.callback(np.zeros((self.blocksize, 1), np.float32), self.blocksize, None, None)  # type: ignore[operator]
+
+    def close(self) -> None:
+        self.events.append("close")
+
+
+def _fake_sounddevice(monkeypatch: pytest.MonkeyPatch) -> list[_FakeInputStream]:
+    module = argparse.Namespace(InputStream=_FakeInputStream)
+    monkeypatch.setitem(sys.modules, "sounddevice", module)
+    monkeypatch.setattr(_FakeInputStream, "opened", [])
+    return _FakeInputStream.opened
+
+
+def test_mic_is_released_when_a_later_startup_step_fails(monkeypatch: pytest.MonkeyPatch) -> None:
+    opened = _fake_sounddevice(monkeypatch)
+
+    def port_taken(*args: object, **kwargs: object) -> None:
+        raise OSError("address already in use")
+
+    monkeypatch.setattr(live_outputs, "open_live_outputs", port_taken)
+    args = _parser().parse_args(["stream", "--mic", "--vmc", "127.0.0.1:9"])
+    with pytest.raises(OSError, match="already in use"):
+        args.func(args)
+    assert [stream.events for stream in opened] == [["close"]]  # opened, never started, closed once
+
+
+def test_mic_stream_starts_capture_and_closes_the_device_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    opened = _fake_sounddevice(monkeypatch)
+    args = _parser().parse_args(["stream", "--mic", "--vmc", "127.0.0.1:9", "--seconds", "0.1"])
+    assert args.func(args) == 0
+    assert [stream.events for stream in opened] == [["start", "close"]]
+
+
+def test_file_chunks_release_the_file_unread_or_read(tmp_path: Path) -> None:
+    from audio2blendshape.audio.chunks import file_chunks
+
+    path = tmp_path / "tone.wav"
+    soundfile.write(path, np.zeros(1600, np.float32), 16_000)
+    fds = Path("/proc/self/fd")
+    if not fds.is_dir():
+        pytest.skip("needs /proc/self/fd (Linux) to see which files the process holds open")
+
+    def held() -> int:
+        return sum(1 for fd in fds.iterdir() if fd.resolve() == path.resolve())
+
+    rate, unread = file_chunks(str(path), 20)
+    assert rate == 16_000 and held() == 1
+    unread.close()  # a startup error before the first chunk
+    assert held() == 0 and list(unread) == []
+    _, chunks = file_chunks(str(path), 20)
+    blocks = list(chunks)
+    assert sum(len(b) for b in blocks) == 1600 and all(b.shape[1] == 1 for b in blocks)
+    assert held() == 0 and list(chunks) == []  # closed at its end; asking again gives nothing

@@ -122,21 +122,23 @@ def run_stream_command(args: argparse.Namespace) -> int:
     model = load_stream_model(args.checkpoint, args.backend, args.threads)
     file_source = None if args.mic else file_chunks(args.input, args.chunk_ms)
     rate = args.mic_rate if file_source is None else file_source[0]
-    # The microphone opens here, so a missing one is reported before any output starts; it polls the
-    # sender made below, which exists before the first chunk is awaited.
-    chunks = (
-        file_source[1]
-        if file_source is not None
-        else mic_chunks(rate, args.chunk_ms, args.mic_device, lambda: sender.send_due())
-    )
-    expression = _expression(args, tuple(model.names), args.checkpoint or "the bundled model")
-    streamer = Streamer(model, rate, args.fps, args.idle, args.seed, resample_quality=args.resample_quality,
-                        expression=expression)  # fmt: skip
-    commands = ExpressionCommands(streamer) if expression is not None else None
-    realtime = args.realtime or args.mic
-    latency = streamer.latency(args.chunk_ms / 1000).total_s + COMPUTE_MARGIN_S if realtime else None
-    on_message = commands.handle_json if commands is not None else None
     with contextlib.ExitStack() as stack:
+        # The microphone opens first, so a missing one is reported before any output starts, and is closed
+        # by the stack on any later error; it polls the sender made below, before the first chunk is awaited.
+        chunks = stack.enter_context(
+            contextlib.closing(
+                file_source[1]
+                if file_source is not None
+                else mic_chunks(rate, args.chunk_ms, args.mic_device, lambda: sender.send_due())
+            )
+        )
+        expression = _expression(args, tuple(model.names), args.checkpoint or "the bundled model")
+        streamer = Streamer(model, rate, args.fps, args.idle, args.seed,
+                            resample_quality=args.resample_quality, expression=expression)  # fmt: skip
+        commands = ExpressionCommands(streamer) if expression is not None else None
+        realtime = args.realtime or args.mic
+        latency = streamer.latency(args.chunk_ms / 1000).total_s + COMPUTE_MARGIN_S if realtime else None
+        on_message = commands.handle_json if commands is not None else None
         outputs = stack.enter_context(
             open_live_outputs(args.vmc, args.livelink, websocket, fps=args.fps, on_message=on_message)
         )
@@ -145,9 +147,8 @@ def run_stream_command(args: argparse.Namespace) -> int:
         sender = FrameSender(outputs, streamer.names, latency)
         if latency is not None:
             print(f"streaming with {latency * 1e3:.1f} ms latency; Ctrl-C stops", file=sys.stderr)
-        with contextlib.closing(chunks):
-            paced = args.realtime and not args.mic
-            report = stream_audio(streamer, chunks, sender, paced, args.seconds)
+        paced = args.realtime and not args.mic
+        report = stream_audio(streamer, chunks, sender, paced, args.seconds)
     print(report.summary(latency, streamer.state.nonfinite_samples))
     return 0
 
