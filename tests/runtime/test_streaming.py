@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import socket
 import sys
+import warnings
 from dataclasses import replace
 from pathlib import Path
 from typing import ClassVar
@@ -189,6 +190,17 @@ def test_faults_keep_the_timing(speech: np.ndarray, caplog: pytest.LogCaptureFix
     strict.flush()
     with pytest.raises(StreamError, match="after flush"):
         strict.push(clip[:100])
+
+
+def test_stereo_inf_and_minus_inf_are_reported_not_warned_about(caplog: pytest.LogCaptureFixture) -> None:
+    """Their mean is NaN: counted and logged like any non-finite sample, without numpy's RuntimeWarning."""
+    stereo = np.zeros((1_600, 2), np.float32)
+    stereo[5] = [np.inf, -np.inf]
+    streamer = Streamer(TorchFrameModel(tiny_model(), ARKIT_NAMES), seed=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        streamer.push(stereo)
+    assert streamer.state.nonfinite_samples == 1 and "NaN or infinite" in caplog.text
 
 
 def test_integer_pcm_and_tiny_streams() -> None:

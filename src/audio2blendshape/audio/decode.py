@@ -161,15 +161,23 @@ def load_audio(path: str | Path, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
     return prepare_waveform(data, rate, str(path), sample_rate)
 
 
+def downmix(samples: np.ndarray) -> np.ndarray:
+    """``(n, channels)`` samples averaged to mono ``(n,)``, as every reader and the Streamer do it.
+
+    A damaged float file can hold inf and -inf, whose mean is NaN; numpy's warning about it is silenced
+    because every caller checks for non-finite samples and reports them itself, naming the file or chunk.
+    """
+    with np.errstate(invalid="ignore", over="ignore"):
+        return samples.mean(axis=1)
+
+
 def prepare_waveform(
     samples: np.ndarray, rate: int, source: str = "array", sample_rate: int = SAMPLE_RATE
 ) -> np.ndarray:
     """Validate, downmix ``(n,)`` or ``(n, channels)`` samples to mono and resample to ``sample_rate``."""
     samples = np.asarray(samples)
     if samples.ndim == 2:
-        # Damaged float files can hold inf and -inf; their mean is NaN, reported below, not warned about here.
-        with np.errstate(invalid="ignore", over="ignore"):
-            samples = samples.mean(axis=1)
+        samples = downmix(samples)
     elif samples.ndim != 1:
         raise AudioError(f"{source}: expected samples of shape (n,) or (n, channels), got {samples.shape}")
     if samples.size == 0:

@@ -22,6 +22,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from audio2blendshape.audio.decode import downmix
+
 if TYPE_CHECKING:
     from av.audio.resampler import AudioResampler
     from av.packet import Packet
@@ -89,7 +91,7 @@ def _mono(frames: Iterable[Any], to_float: AudioResampler) -> list[np.ndarray]:
     for frame in frames:
         for converted in to_float.resample(frame):
             channels = len(converted.layout.channels)
-            out.append(converted.to_ndarray().reshape(-1, channels).mean(axis=1))
+            out.append(downmix(converted.to_ndarray().reshape(-1, channels)))
     return out
 
 

@@ -28,6 +28,7 @@ from audio2blendshape.audio.decode import (
     AudioInput,
     check_audio_file,
     decoder_reason,
+    downmix,
     open_sound_file,
     prepare_waveform,
 )
@@ -110,9 +111,7 @@ def _libsndfile_blocks(file: soundfile.SoundFile, block: int) -> Generator[np.nd
         while True:
             data = file.read(block, dtype="float32", always_2d=True)
             if len(data):
-                with np.errstate(invalid="ignore", over="ignore"):  # inf - inf: NaN, reported by the caller
-                    mono = data.mean(axis=1)
-                yield mono
+                yield downmix(data)
             if len(data) < block:
                 return
 

@@ -22,6 +22,7 @@ import numpy as np
 import soxr
 
 from audio2blendshape.audio.constants import HOP_LENGTH, N_MELS, SAMPLE_RATE
+from audio2blendshape.audio.decode import downmix
 from audio2blendshape.audio.mel import StreamingLogMel, mel_spec
 from audio2blendshape.audio.sample_stream import feature_rate
 from audio2blendshape.expression.layers import ExpressionControls, ExpressionLayer
@@ -272,7 +273,7 @@ class Streamer:
         elif kind != "f":
             raise StreamError(f"chunk at {self.time:.3f} s: samples must be numbers, got dtype {array.dtype}")
         if array.ndim == 2:
-            array = array.mean(axis=1)
+            array = downmix(array)
         elif array.ndim != 1:
             raise StreamError(
                 f"chunk at {self.time:.3f} s: expected (n,) or (n, channels), got {array.shape}"
