@@ -33,7 +33,7 @@ class FileChunks:
         if len(block) == 0:
             self.close()
             raise StopIteration
-        return np.asarray(block)
+        return block
 
     def close(self) -> None:
         self._handle.close()
