@@ -345,11 +345,11 @@ def test_file_chunks_release_the_file_unread_or_read(tmp_path: Path) -> None:
     def held() -> int:
         return sum(1 for fd in fds.iterdir() if fd.resolve() == path.resolve())
 
-    rate, unread = file_chunks(str(path), 20)
-    assert rate == 16_000 and held() == 1
+    unread = file_chunks(str(path), 20)
+    assert unread.sample_rate == 16_000 and held() == 1
     unread.close()  # a startup error before the first chunk
     assert held() == 0 and list(unread) == []
-    _, chunks = file_chunks(str(path), 20)
+    chunks = file_chunks(str(path), 20)
     blocks = list(chunks)
     assert sum(len(b) for b in blocks) == 1600 and all(b.shape[1] == 1 for b in blocks)
     assert held() == 0 and list(chunks) == []  # closed at its end; asking again gives nothing

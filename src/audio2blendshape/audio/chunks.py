@@ -22,6 +22,7 @@ class FileChunks:
     def __init__(self, handle: soundfile.SoundFile, size: int) -> None:
         self._handle = handle
         self._size = size
+        self.sample_rate = int(handle.samplerate)
 
     def __iter__(self) -> FileChunks:
         return self
@@ -39,15 +40,14 @@ class FileChunks:
         self._handle.close()
 
 
-def file_chunks(path: str, chunk_ms: float) -> tuple[int, FileChunks]:
-    """The file's sample rate and its chunks of ``chunk_ms`` each.
+def file_chunks(path: str, chunk_ms: float) -> FileChunks:
+    """The file's chunks of ``chunk_ms`` each (its rate is ``sample_rate``).
 
     The file is checked and opened here (``decode.open_sound_file``: a clear error for what is not audio, a
     warning for a file cut short) and closed at its end or by ``close()``.
     """
     handle = open_sound_file(path, "streaming")
-    rate = int(handle.samplerate)
-    return rate, FileChunks(handle, max(1, round(rate * chunk_ms / 1000)))
+    return FileChunks(handle, max(1, round(int(handle.samplerate) * chunk_ms / 1000)))
 
 
 class MicChunks:

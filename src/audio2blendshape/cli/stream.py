@@ -121,13 +121,13 @@ def run_stream_command(args: argparse.Namespace) -> int:
     websocket = f"127.0.0.1:{args.ws}" if args.ws and args.ws.isdigit() else args.ws
     model = load_stream_model(args.checkpoint, args.backend, args.threads)
     file_source = None if args.mic else file_chunks(args.input, args.chunk_ms)
-    rate = args.mic_rate if file_source is None else file_source[0]
+    rate = args.mic_rate if file_source is None else file_source.sample_rate
     with contextlib.ExitStack() as stack:
         # The microphone opens first, so a missing one is reported before any output starts, and is closed
         # by the stack on any later error; it polls the sender made below, before the first chunk is awaited.
         chunks = stack.enter_context(
             contextlib.closing(
-                file_source[1]
+                file_source
                 if file_source is not None
                 else mic_chunks(rate, args.chunk_ms, args.mic_device, lambda: sender.send_due())
             )
