@@ -19,10 +19,10 @@ class FileChunks:
     """A sound file's chunks ``(n, channels)`` float32, read block by block; ``close()`` releases the file
     whether or not the chunks were ever asked for, so an error between opening and streaming leaks nothing."""
 
-    def __init__(self, handle: soundfile.SoundFile, size: int) -> None:
+    def __init__(self, handle: soundfile.SoundFile, chunk_ms: float) -> None:
         self._handle = handle
-        self._size = size
         self.sample_rate = int(handle.samplerate)
+        self._size = max(1, round(self.sample_rate * chunk_ms / 1000))
 
     def __iter__(self) -> FileChunks:
         return self
@@ -46,8 +46,7 @@ def file_chunks(path: str, chunk_ms: float) -> FileChunks:
     The file is checked and opened here (``decode.open_sound_file``: a clear error for what is not audio, a
     warning for a file cut short) and closed at its end or by ``close()``.
     """
-    handle = open_sound_file(path, "streaming")
-    return FileChunks(handle, max(1, round(int(handle.samplerate) * chunk_ms / 1000)))
+    return FileChunks(open_sound_file(path, "streaming"), chunk_ms)
 
 
 class MicChunks:
