@@ -1,4 +1,5 @@
-"""Degraded corpus copies: codecs and the telephone keep speech in time, copies keep their labels."""
+"""Degraded corpus copies: codecs and the telephone keep speech in time, copies keep their labels; speed
+copies move speech and labels together."""
 
 from __future__ import annotations
 
@@ -9,8 +10,15 @@ import pytest
 import torch
 
 from audio2blendshape.data.augment_corpus import augment_corpus, degrade_audio
-from audio2blendshape.data.corpus import build_manifest, load_curves, read_manifest, write_utterance
+from audio2blendshape.data.corpus import (
+    build_manifest,
+    check_lengths,
+    load_curves,
+    read_manifest,
+    write_utterance,
+)
 from audio2blendshape.data.degrade import codec, telephone
+from audio2blendshape.data.speed import change_speed
 from audio2blendshape.data.visemes import PhonemeSpan
 from audio2blendshape.data.windows import MixedWindows, TensorWindows, collate
 from audio2blendshape.names import ARKIT_NAMES
@@ -114,3 +122,40 @@ def test_mixed_windows_repeat_a_part_and_batch_like_items() -> None:
     assert torch.equal(batch.curves, torch.stack([mix[int(i)].curves for i in order]))
     with pytest.raises(ValueError, match="same curve names"):
         MixedWindows([small, TensorWindows(torch.ones(1, 4, 80), torch.ones(1, 4, 2), ("a", "c"))])
+
+
+@pytest.mark.parametrize("factor", [0.9, 1.1])
+def test_speed_moves_audio_curves_and_spans_together(factor: float) -> None:
+    audio, starts = _clicks(2.0)
+    curves = np.zeros((200, 2), np.float32)
+    curves[120:, 0] = 1.0  # a step at 1.2 s
+    curves[:, 1] = np.linspace(0, 1, 200)
+    spans = [PhonemeSpan(0.0, 1.2, "AA1"), PhonemeSpan(1.2, 2.0, "M")]
+    out, moved, new_spans = change_speed(audio, curves, 100.0, spans, factor)
+    assert out.dtype == np.float32 and abs(len(out) - len(audio) / factor) <= 1
+    assert moved.shape == (round(len(out) * 100 / RATE), 2)  # as many frames as the new audio lasts
+    check_lengths(len(out), moved.shape[0], 100.0, "sped-up copy")
+    step = int(np.argmax(moved[:, 0] > 0.5))
+    assert abs(step - 120 / factor) <= 1  # the label step lands where its sound now is
+    source_frame = np.minimum(np.arange(len(moved)) * factor, 199)  # frame j shows the source at j * factor
+    np.testing.assert_allclose(moved[:, 1], source_frame / 199, atol=1e-5)
+    centres = _burst_centres(out, [round(s / factor) for s in starts])
+    expected = np.array(_burst_centres(audio, starts)) / factor
+    assert np.abs(np.array(centres) - expected).max() <= 16  # the sound moves by the same factor, within 1 ms
+    assert new_spans == [PhonemeSpan(0.0, 1.2 / factor, "AA1"), PhonemeSpan(1.2 / factor, 2.0 / factor, "M")]
+    with pytest.raises(ValueError, match="outside"):
+        change_speed(audio, curves, 100.0, spans, 3.0)
+
+
+def test_speed_copies_take_both_factors_with_their_labels(tmp_path: Path) -> None:
+    _corpus(tmp_path / "src")
+    summary = augment_corpus(tmp_path / "src", tmp_path / "out", "speed", copies=2, splits=["train"])
+    assert summary.written == ["a-speed0", "a-speed1"]
+    assert summary.seconds == pytest.approx(1.5 / 0.9 + 1.5 / 1.1, abs=1e-3)
+    records = read_manifest(tmp_path / "out")
+    ends = sorted(r["phonemes"][-1][1] for r in records)
+    assert ends == pytest.approx([1.5 / 1.1, 1.5 / 0.9])
+    for record in records:
+        assert len(load_curves(tmp_path / "out", record)) == record["frames"]
+    with pytest.raises(ValueError, match="one copy per factor"):
+        augment_corpus(tmp_path / "src", tmp_path / "more", "speed", copies=3)

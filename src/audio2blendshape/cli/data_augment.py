@@ -14,12 +14,13 @@ def register_augment(subparsers: Any) -> None:
     """Add ``augment`` (under ``data``) to an argparse subparsers object."""
     parser = subparsers.add_parser(
         "augment",
-        help="write degraded copies of a dataset (rooms, noise, telephone, codecs) with the same labels",
+        help="write degraded copies of a dataset (rooms, noise, telephone, codecs, speed) with their labels",
     )
     parser.add_argument("source", type=Path, help="the dataset to copy")
     parser.add_argument("--out", type=Path, required=True, help="dataset the copies go to (resumable)")
     parser.add_argument("--condition", choices=CONDITIONS, default="mixed",
-                        help="mixed: a random chain per copy; others: one fixed damage")  # fmt: skip
+                        help="mixed: a random chain per copy; speed: 0.9 or 1.1 times as fast, labels moved "
+                             "with it; others: one fixed damage")  # fmt: skip
     parser.add_argument("--copies", type=int, default=1, help="copies per utterance (default 1)")
     parser.add_argument("--splits", default=",".join(SPLITS), help="comma list of splits to copy")
     parser.add_argument("--seed", type=int, default=0, help="seeds every copy's effects (with its id)")

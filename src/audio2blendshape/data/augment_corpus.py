@@ -2,12 +2,14 @@
 
 ``data augment SRC --out DST --condition C --copies N`` writes, for each utterance of the chosen splits, N
 copies whose audio went through condition C; the curves, phoneme timing, text, speaker and split are the
-source's (no effect moves speech in time, see ``augment.py`` and ``degrade.py``). Two uses:
+source's (no damage moves speech in time, see ``augment.py`` and ``degrade.py``). Three uses:
 
 * training: ``mixed`` draws a different chain per copy (reverb, noise at 0-30 dB SNR, band-limiting, level,
   then sometimes a telephone line or a lossy codec), so a small real corpus is seen in many recordings;
 * evaluation by condition: ``noisy10``, ``reverb``, ``telephone`` and ``codec`` apply one fixed kind of
-  damage, so a model is scored on the same held-out speech clean and degraded.
+  damage, so a model is scored on the same held-out speech clean and degraded;
+* training: ``speed`` plays each utterance 0.9 or 1.1 times as fast (``speed.py``; copy k of an utterance
+  gets the factor after copy k - 1's), the one condition whose curves and phoneme spans move with the audio.
 
 Each copy is seeded by its id, so a rerun writes the same audio; copies already present are skipped
 (resumable), and every file is written atomically by ``corpus.write_utterance``.
@@ -37,8 +39,10 @@ from audio2blendshape.data.corpus import (
     record_phonemes,
     write_utterance,
 )
+from audio2blendshape.data.speed import SPEED_FACTORS, change_speed
+from audio2blendshape.data.visemes import PhonemeSpan
 
-CONDITIONS = ("clean", "mixed", "noisy10", "reverb", "telephone", "codec")
+CONDITIONS = ("clean", "mixed", "noisy10", "reverb", "telephone", "codec", "speed")
 MIXED = augment.AugmentConfig(  # real recordings: always some noise, often a room, a phone now and then
     reverb_probability=0.5, noise_probability=0.8, snr_db=(0.0, 30.0), band_probability=0.2
 )
@@ -80,6 +84,20 @@ def degrade_audio(
     return augment.limit_peak(out), applied
 
 
+def _copy(
+    source: Path, record: dict[str, Any], condition: str, copy: int, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray, list[PhonemeSpan] | None, dict[str, Any]]:
+    """Copy ``copy`` of one utterance: audio (16 kHz), curves, phoneme spans, and what was applied."""
+    audio, curves = load_utterance_audio(source, record), load_curves(source, record)
+    if condition == "speed":  # the utterance's first factor is drawn from its id, later copies take the next
+        first = zlib.crc32(str(record["id"]).encode()) % len(SPEED_FACTORS)
+        factor = SPEED_FACTORS[(first + copy) % len(SPEED_FACTORS)]
+        moved = change_speed(audio, curves, float(record["fps"]), record_phonemes(record), factor)
+        return (*moved, {"speed": factor})
+    damaged, applied = degrade_audio(audio, condition, rng)
+    return damaged, curves, record_phonemes(record), applied
+
+
 @dataclass
 class AugmentSummary:
     written: list[str] = field(default_factory=list)  # new utterance ids
@@ -101,6 +119,8 @@ def augment_corpus(
         raise ValueError(f"unknown condition {condition!r}: one of {', '.join(CONDITIONS)}")
     if copies < 1:
         raise ValueError(f"--copies must be at least 1, got {copies}")
+    if condition == "speed" and copies > len(SPEED_FACTORS):
+        raise ValueError(f"--copies {copies}: speed has one copy per factor {SPEED_FACTORS}")
     if Path(out).resolve() == Path(source).resolve():
         raise CorpusError(f"{out}: write the copies to another dataset than their source")
     names = read_names(source)
@@ -114,11 +134,11 @@ def augment_corpus(
                     summary.skipped += 1
                     continue
                 rng = np.random.default_rng([seed, zlib.crc32(utt_id.encode())])
-                audio, applied = degrade_audio(load_utterance_audio(source, record), condition, rng)
+                audio, curves, phonemes, applied = _copy(source, record, condition, copy, rng)
                 written = write_utterance(
-                    out, utt_id, audio, load_curves(source, record), names, float(record["fps"]),
+                    out, utt_id, audio, curves, names, float(record["fps"]),
                     language=record["language"], speaker=record["speaker"], split=record["split"],
-                    text=record.get("text"), phonemes=record_phonemes(record),
+                    text=record.get("text"), phonemes=phonemes,
                     source=f"{source}/{record['id']} {condition} {applied}",
                 )  # fmt: skip
                 summary.written.append(utt_id)
