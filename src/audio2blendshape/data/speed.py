@@ -15,6 +15,7 @@ import numpy as np
 import soxr
 
 from audio2blendshape.audio.constants import SAMPLE_RATE
+from audio2blendshape.data.corpus import resample_curves
 from audio2blendshape.data.visemes import PhonemeSpan
 
 SPEED_FACTORS: tuple[float, ...] = (0.9, 1.1)  # Kaldi's pair; a copy per factor at most
@@ -38,16 +39,11 @@ def change_speed(
     """
     if not MIN_FACTOR <= factor <= MAX_FACTOR:
         raise ValueError(f"speed factor {factor} is outside [{MIN_FACTOR}, {MAX_FACTOR}]")
-    if curves.ndim != 2 or curves.shape[0] < 1:
-        raise ValueError(f"curves must be (frames, K) with at least one frame, got {curves.shape}")
     faster = soxr.resample(np.asarray(audio, np.float32), SAMPLE_RATE * factor, SAMPLE_RATE, quality="HQ")
     frames = max(1, round(faster.shape[0] * fps / SAMPLE_RATE))
-    source_time = np.minimum(np.arange(frames) * factor, curves.shape[0] - 1)  # in source frames
-    before = np.floor(source_time).astype(np.int64)
-    after = np.minimum(before + 1, curves.shape[0] - 1)
-    weight = (source_time - before)[:, None]
-    moved = curves[before] * (1.0 - weight) + curves[after] * weight
+    # Read at fps / factor, new frame j lands on source frame j * factor: played as fast as the audio.
+    moved = resample_curves(curves, fps, frames, rate=fps / factor)
     spans = None
     if phonemes is not None:
         spans = [PhonemeSpan(s.start / factor, s.end / factor, s.symbol) for s in phonemes]
-    return faster.astype(np.float32), moved.astype(np.float32), spans
+    return faster.astype(np.float32), moved, spans
